@@ -1,0 +1,74 @@
+"""The `attractor-nb` command: listing, running, bad input (exit 2, no traceback), and resume after a real kill."""
+import json, signal, subprocess, sys, time
+import pytest, torch
+from conftest import ROOT, run_cli
+
+@pytest.mark.parametrize('args,msg', [
+    (['run', 'no-such-experiment'], 'unknown experiment'),
+    (['run', 'mnist-baseline', '--scale', 'huge'], '--scale huge'),
+    (['run', 'mnist-baseline', '--hiden', '10'], 'unknown option --hiden'),
+    (['run', 'mnist-baseline', '--epochs', 'many'], '--epochs'),
+    (['run', 'mnist-baseline', '--seeds', '1,x'], '--seeds'),
+    (['run', 'mnist-baseline', '--device', 'cuda:7'], 'device'),
+    (['run'], 'experiment'),
+    (['list', '--frob'], 'unrecognised arguments'),
+    (['nonsense'], 'invalid choice'),
+    (['download', 'no-such-data'], 'unknown data set'),
+])
+def test_bad_input_exits_2_without_traceback(args, msg):
+    r = run_cli(*args)
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+def test_missing_data_exits_2(tmp_path):
+    "A missing data set: one message naming the data set and how to provide it, exit status 2"
+    empty = tmp_path/'empty'; empty.mkdir()
+    r = run_cli('run', 'mnist-baseline', '--out', tmp_path, env={'ATTRACTOR_NB_DATA': str(empty),
+                'ATTRACTOR_NB_CACHE': str(tmp_path/'cache')})
+    assert r.returncode == 2, r.stderr
+    assert 'mnist' in r.stderr and 'Traceback' not in r.stderr
+
+def test_list_and_help():
+    r = run_cli('list')
+    assert r.returncode == 0 and 'mnist-baseline' in r.stdout and 'quick' in r.stdout
+    r = run_cli('--help')
+    assert r.returncode == 0 and 'run' in r.stdout
+
+def test_run_two_seeds(tmp_path):
+    r = run_cli('run', 'mnist-baseline', '--seeds', '0,1', '--epochs', '1', '--train-size', '2000', '--out', tmp_path, '--no-progress')
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads((tmp_path/f'mnist-baseline-s{s}.json').read_text()) for s in (0, 1)]
+    assert [r['seed'] for r in recs] == [0, 1]
+    assert recs[0]['metrics'] != recs[1]['metrics']  # different seeds, different runs
+    for rec in recs:
+        assert rec['config']['epochs'] == 1 and rec['scale'] == 'quick'
+        assert rec['wall_time_s'] > 0 and rec['versions']['torch'] and 'cpu_count' in rec['hardware']
+        assert set(rec['git']) == {'revision', 'dirty'}
+
+ARGS = ['run', 'mnist-baseline', '--epochs', '8', '--train-size', '20000', '--valid-size', '2000', '--no-progress']
+
+def test_kill_and_resume(tmp_path):
+    "A run killed with SIGKILL resumes from its last checkpoint and ends exactly where an uninterrupted run ends"
+    ck = tmp_path/'ck'/'mnist-baseline-s0'/'last.pth'
+    p = subprocess.Popen([sys.executable, '-m', 'attractor_nb.cli', *ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck'],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not ck.exists():
+        assert p.poll() is None, f"the run ended before its first checkpoint: {p.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGKILL); p.wait()
+    done = torch.load(ck, weights_only=False)['epoch']
+    assert done < 7, "the run finished before it could be killed: the test did not test resume"
+    assert not (tmp_path/'a'/'mnist-baseline-s0.json').exists()
+
+    r = run_cli(*ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck', '--resume')
+    assert r.returncode == 0, r.stderr
+    resumed = json.loads((tmp_path/'a'/'mnist-baseline-s0.json').read_text())
+    assert [h['epoch'] for h in resumed['history']] == list(range(8))  # nothing lost, nothing repeated
+
+    r = run_cli(*ARGS, '--out', tmp_path/'b')
+    assert r.returncode == 0, r.stderr
+    straight = json.loads((tmp_path/'b'/'mnist-baseline-s0.json').read_text())
+    assert resumed['metrics'] == straight['metrics'], (done, resumed['metrics'], straight['metrics'])
+    assert [h['valid_loss'] for h in resumed['history']] == [h['valid_loss'] for h in straight['history']]

@@ -1,0 +1,41 @@
+"""The repository's own invariants: the library matches the notebooks, README matches index.ipynb, imports are light."""
+import filecmp, shutil, subprocess, sys
+from pathlib import Path
+from conftest import ROOT
+
+def test_library_matches_notebooks(tmp_path):
+    "nbdev-export of the committed notebooks reproduces the committed attractor_nb/ exactly"
+    shutil.copytree(ROOT/'nbs', tmp_path/'nbs', ignore=shutil.ignore_patterns('_*', '.*'))
+    shutil.copy(ROOT/'pyproject.toml', tmp_path)
+    (tmp_path/'attractor_nb').mkdir()
+    shutil.copy(ROOT/'attractor_nb'/'__init__.py', tmp_path/'attractor_nb')
+    r = subprocess.run([sys.executable, '-c', 'from nbdev.doclinks import nbdev_export; nbdev_export.__wrapped__()'],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    made = sorted(p.relative_to(tmp_path) for p in (tmp_path/'attractor_nb').rglob('*.py'))
+    have = sorted(p.relative_to(ROOT) for p in (ROOT/'attractor_nb').rglob('*.py'))
+    assert made == have, f"modules differ: exported {made}, committed {have}"
+    stale = [str(p) for p in made if (tmp_path/p).read_text() != (ROOT/p).read_text()]
+    assert not stale, f"edit the notebooks and run `make export`: these differ from their notebooks: {stale}"
+
+def test_readme_matches_index():
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'make_readme.py'), '--check'], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+def _modules_after(stmt):
+    code = f"import sys; {stmt}; print(' '.join(sorted(m for m in sys.modules)))"
+    r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return set(r.stdout.split())
+
+def test_import_is_light():
+    "`import attractor_nb` loads no torch; the core loads no fastai, nltk, torchaudio or matplotlib"
+    assert 'torch' not in _modules_after('import attractor_nb')
+    heavy = {'fastai', 'nltk', 'torchaudio', 'matplotlib', 'umap', 'sklearn'}
+    assert not heavy & _modules_after('import attractor_nb.core')
+    assert not {'nltk', 'torchaudio', 'umap'} & _modules_after('import attractor_nb.data')
+
+def test_cli_help_is_fast():
+    "`attractor-nb --help` answers without importing torch"
+    mods = _modules_after("import attractor_nb.cli")
+    assert 'torch' not in mods
