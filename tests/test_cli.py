@@ -20,13 +20,18 @@ def test_bad_input_exits_2_without_traceback(args, msg):
     assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
     assert msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
-def test_missing_data_exits_2(tmp_path):
-    "A missing data set: one message naming the data set and how to provide it, exit status 2"
+def test_missing_data_exits_2(tmp_path, monkeypatch, capsys):
+    "A missing data set: one message naming the data set, where it looked and how to provide it; exit status 2"
+    from attractor_nb import data
+    from attractor_nb.cli import main
     empty = tmp_path/'empty'; empty.mkdir()
-    r = run_cli('run', 'mnist-baseline', '--out', tmp_path, env={'ATTRACTOR_NB_DATA': str(empty),
-                'ATTRACTOR_NB_CACHE': str(tmp_path/'cache')})
-    assert r.returncode == 2, r.stderr
-    assert 'mnist' in r.stderr and 'Traceback' not in r.stderr
+    monkeypatch.setenv('ATTRACTOR_NB_DATA', str(empty))
+    monkeypatch.setenv('ATTRACTOR_NB_CACHE', str(tmp_path/'cache'))
+    monkeypatch.setattr(data, '_shared_data_dirs', lambda: [])  # hide ../shared/data
+    code = main(['run', 'mnist-baseline', '--out', str(tmp_path/'res'), '--no-progress'])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert 'mnist' in err and str(empty) in err and 'attractor-nb download mnist' in err and 'Traceback' not in err
 
 def test_list_and_help():
     r = run_cli('list')
@@ -45,7 +50,7 @@ def test_run_two_seeds(tmp_path):
         assert rec['wall_time_s'] > 0 and rec['versions']['torch'] and 'cpu_count' in rec['hardware']
         assert set(rec['git']) == {'revision', 'dirty'}
 
-ARGS = ['run', 'mnist-baseline', '--epochs', '8', '--train-size', '20000', '--valid-size', '2000', '--no-progress']
+ARGS = ['run', 'mnist-baseline', '--epochs', '6', '--train-size', '8000', '--valid-size', '1000', '--no-progress']
 
 def test_kill_and_resume(tmp_path):
     "A run killed with SIGKILL resumes from its last checkpoint and ends exactly where an uninterrupted run ends"
@@ -59,13 +64,13 @@ def test_kill_and_resume(tmp_path):
         time.sleep(0.02)
     p.send_signal(signal.SIGKILL); p.wait()
     done = torch.load(ck, weights_only=False)['epoch']
-    assert done < 7, "the run finished before it could be killed: the test did not test resume"
+    assert done < 5, "the run finished before it could be killed: the test did not test resume"
     assert not (tmp_path/'a'/'mnist-baseline-s0.json').exists()
 
     r = run_cli(*ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck', '--resume')
     assert r.returncode == 0, r.stderr
     resumed = json.loads((tmp_path/'a'/'mnist-baseline-s0.json').read_text())
-    assert [h['epoch'] for h in resumed['history']] == list(range(8))  # nothing lost, nothing repeated
+    assert [h['epoch'] for h in resumed['history']] == list(range(6))  # nothing lost, nothing repeated
 
     r = run_cli(*ARGS, '--out', tmp_path/'b')
     assert r.returncode == 0, r.stderr
