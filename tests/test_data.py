@@ -59,7 +59,7 @@ def test_search_path_order(monkeypatch, tmp_path, tmp_cache):
     paths = data_search_paths(tmp_path/'r')
     assert paths[:3] == [tmp_path/'r', tmp_path/'e1', tmp_path/'e2']
     assert paths[-1] == tmp_cache/'data'
-    shared = Path(__file__).resolve().parents[2]/'shared'/'data'
+    shared = (Path(__file__).resolve().parents[2]/'shared'/'data').resolve()
     if shared.is_dir(): assert shared in [p.resolve() for p in paths]
     assert len(data_search_paths(tmp_path/'e1')) == len(paths) - 1  # no duplicates
 

@@ -17,9 +17,12 @@ if [ "$(cat "$VENV/.attractor_nb-lock" 2>/dev/null)" != "$want" ]; then
   "$PY" -m pip install -q -r requirements/lock.txt
   echo "$want" > "$VENV/.attractor_nb-lock"
 fi
-# editable install of this checkout (the venv may be shared by several checkouts, e.g. CI's clones)
+# editable install of this checkout (the venv may be shared by several checkouts, e.g. CI's clones);
+# the check runs outside the checkout, where `attractor_nb/` in the working directory cannot answer for it
 here=$(pwd -P)
-if [ "$("$PY" -c 'import attractor_nb,os;print(os.path.dirname(os.path.dirname(os.path.realpath(attractor_nb.__file__))))' 2>/dev/null)" != "$here" ]; then
+PY=$(cd "$VENV" && pwd -P)/bin/python
+installed_at() { (cd / && "$PY" -c 'import attractor_nb,os;print(os.path.dirname(os.path.dirname(os.path.realpath(attractor_nb.__file__))))' 2>/dev/null); }
+if [ "$(installed_at)" != "$here" ]; then
   "$PY" -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -i "warning\|deprecat\|!!\|^ *$\|\*\*\*\*" || true
 fi
-"$PY" -c 'import attractor_nb' || { echo "attractor_nb is not importable from $VENV" >&2; exit 1; }
+[ "$(installed_at)" = "$here" ] || { echo "attractor_nb from $here is not installed in $VENV" >&2; exit 1; }
