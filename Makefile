@@ -4,8 +4,10 @@ VENV ?= $(or $(ATTRACTOR_NB_VENV),.venv)
 PY := $(VENV)/bin/python
 # pytest workers: notebooks run in parallel; torch uses one thread per worker then
 PYTEST_WORKERS ?= 2
+# `make serve-docs DOCS_PORT=8001` for another port
+DOCS_PORT ?= 8000
 
-.PHONY: install demo test test-fast export clean-nbs check-sync gpu-wheels
+.PHONY: install demo test test-fast export clean-nbs check-sync gpu-wheels docs serve-docs
 
 install:
 	@bash tools/ensure_venv.sh $(VENV)
@@ -28,3 +30,10 @@ clean-nbs: install
 
 gpu-wheels:
 	bash tools/gpu_wheels.sh
+
+# the documentation site, offline (no Quarto): export, process the notebooks, convert, mkdocs build --strict -> _docs/
+docs: export
+	$(PY) tools/docs.py build
+
+serve-docs: docs
+	$(PY) tools/docs.py serve --port $(DOCS_PORT)

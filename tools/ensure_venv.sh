@@ -26,3 +26,5 @@ if [ "$(installed_at)" != "$here" ]; then
   "$PY" -m pip install -q --no-deps --no-build-isolation -e . 2>&1 | grep -v -i "warning\|deprecat\|!!\|^ *$\|\*\*\*\*" || true
 fi
 [ "$(installed_at)" = "$here" ] || { echo "attractor_nb from $here is not installed in $VENV" >&2; exit 1; }
+# the docs' MathJax (npm package, SHA-256 checked) is fetched here, at install time, so that tests never download
+(cd tools && "$PY" -c 'import docs; docs.mathjax_package()' >/dev/null) || { echo "could not fetch MathJax for the docs" >&2; exit 1; }

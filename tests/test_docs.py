@@ -1,0 +1,241 @@
+"""The documentation site (tools/docs.py): its conversion rules, the build as `make docs` runs it, and the built site
+checked in a real browser (Chromium).
+
+In the browser the site is served on a random loopback port; every request that would leave the machine is blocked
+and fails the test, and so does a request the site answers with an error, or a JavaScript error. Set
+ATTRACTOR_NB_DOCS_SHOTS to a folder to keep screenshots of the pages the tests visit."""
+import functools, http.server, os, re, shutil, subprocess, sys, threading, time
+from pathlib import Path
+from urllib.parse import urlparse
+import pytest
+from conftest import ROOT, NBS
+
+sys.path.insert(0, str(ROOT/'tools'))
+import docs  # tools/docs.py
+
+CHROMIUM = shutil.which('chromium') or ('/usr/bin/chromium' if Path('/usr/bin/chromium').exists() else None)
+pytestmark = pytest.mark.xdist_group('docs')  # one worker builds the site once for every test here
+browser_test = pytest.mark.skipif(CHROMIUM is None, reason='Chromium is not installed (Debian: apt-get install '
+                                  'chromium): the documentation site is checked in a real browser')
+
+def _notebooks():
+    "Every notebook that must be a page, as nbdev finds them"
+    return sorted(p for p in NBS.rglob('*.ipynb') if not any(x.startswith(('_', '.')) for x in p.relative_to(NBS).parts))
+
+# ---------------------------------------------------------------------------------------------- conversion rules
+def test_pandoc_ids():
+    "Heading ids follow pandoc's rules, which nbdev's doc links assume"
+    for text, want in [('RMAN.forward', 'rman.forward'), ('RMAN.__init__', 'rman.__init__'), ('relu_max', 'relu_max'),
+                       ('Command line: `attractor-nb`', 'command-line-attractor-nb'), ('4.1 Parity task', 'parity-task'),
+                       ('The [`RMAN`](rman.html#rman) module', 'the-rman-module'), ('**Bold** words', 'bold-words')]:
+        assert docs.pandoc_id(text) == want, text
+    ids = docs.Ids()
+    md = docs.add_heading_ids('## Same\n\n## Same\n\n```python\n# not a heading\n```\n\n### Own {#mine .cls}', ids)
+    assert md.split('\n\n')[:2] == ['## Same {#same}', '## Same {#same-1}']
+    assert '# not a heading\n' in md and '### Own {#mine .cls}' in md and ids.used == {'same', 'same-1', 'mine'}
+
+def test_quarto_callouts():
+    md = docs.quarto_divs('::: {.callout-warning}\n## Careful\nText with $x$.\n\n```python\n:::\n```\n:::\n\n'
+                          '::: {.column-margin}\nside\n:::\nafter')
+    assert md.startswith('!!! warning "Careful"\n    Text with $x$.\n\n    ```python\n    :::\n    ```\n')
+    assert 'side\n\nafter' in md and ':::' not in md.replace('    :::', '')
+    assert docs.quarto_divs('::: {.callout-tip collapse="true" title="More"}\nx\n:::').startswith('??? tip "More"\n    x')
+
+def test_title_cell_keeps_its_intro():
+    "nbdev drops the whole title cell; the paper and claim written under the title stay on the page"
+    from fastcore.nbio import dict2nb
+    nb = dict2nb({'cells': [{'cell_type': 'markdown', 'metadata': {}, 'source': '# T\n\n> d\n\n**Paper:** P\n\n- a: b'}],
+                  'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5})
+    docs.keep_intro(nb)
+    assert [c.source for c in nb.cells] == ['# T\n\n> d', '**Paper:** P\n\n- a: b']
+
+def test_doc_links_become_relative():
+    ids = {'rman': {'rman', 'rmancallback'}, 'core': {'save_results'}, 'index': set()}
+    notes = []
+    md = docs.rewrite_links(f'[`RMAN`]({docs.site_base()}rman.html#rman) [a](rman.html#rmancallback.after_loss) '
+                            '[b](00_core.ipynb#save_results) [c](https://pytorch.org/x.html#y)\n```\n[d](rman.html#no)\n```',
+                            'core', ids, {'00_core.ipynb': 'core'}, notes)
+    assert md.split('\n')[0] == ('[`RMAN`](rman.md#rman) [a](rman.md#rmancallback) [b](core.md#save_results) '
+                                 '[c](https://pytorch.org/x.html#y)')
+    assert '[d](rman.html#no)' in md and len(notes) == 1  # code is left alone; the method link lands on its class
+
+def test_results_page_sets_runs_beside_paper(tmp_path):
+    from attractor_nb.core import save_results
+    for seed, err in [(0, 0.080), (1, 0.082)]:
+        save_results(f'rman-cifar10-resnet20-h0-s{seed}', metrics=dict(error=err), config=dict(seed=seed, scale='paper'),
+                     experiment='rman-cifar', out=tmp_path, history=[dict(epoch=0, error=0.2), dict(epoch=1, error=err)])
+    md, problems = docs.results_markdown(tmp_path/'site', folder=tmp_path)
+    assert not problems, problems
+    row = next(l for l in md.split('\n') if l.startswith('| CIFAR-10 ResNet-20 |'))
+    assert '7.95 ± 0.08' in row and '8.10 ± 0.14 (n=2)' in row and row.count('not yet run') == 3
+    assert '`rman-cifar10-resnet20-h0-s0`' in md and (tmp_path/'site'/'figures'/'results'/'rman-cifar.png').exists()
+    md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
+    assert 'No paper-scale runs yet' in md and 'rman-cifar10-resnet20-h0-s*.json' in md
+
+def test_unreadable_notebook_still_gets_a_page(tmp_path):
+    "A notebook someone is still writing (not yet valid JSON) becomes a page that says so; the build goes on"
+    src, dst = tmp_path/'12_half_written.ipynb', tmp_path/'proc'/'12_half_written.ipynb'
+    src.write_text('{"cells": [')
+    msgs = docs.proc_notebook(src, dst)
+    assert 'could not be read' in msgs[0]
+    pg = docs.Page(dst, docs.page_name(src), tmp_path/'site', None)
+    md = pg.markdown()
+    assert pg.title == '12 half written' and '!!! warning "Not built"' in md and 'half_written' in docs.page_name(src)
+
+# ---------------------------------------------------------------------------------------------------- the build
+@pytest.fixture(scope='module')
+def site(tmp_path_factory):
+    "The site, built as `make docs` builds it (after its nbdev-export) with `mkdocs build --strict`"
+    out = tmp_path_factory.mktemp('site')
+    t0 = time.time()
+    r = subprocess.run([sys.executable, str(ROOT/'tools'/'docs.py'), 'build', '--out', str(out)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600, env={**os.environ, 'PYTHONUNBUFFERED': '1'})
+    assert r.returncode == 0, f'docs build failed:\n{r.stdout[-4000:]}\n{r.stderr[-4000:]}'
+    print(f'built in {time.time() - t0:.1f} s\n{r.stdout}')
+    return out
+
+def test_site_is_built(site):
+    for nb in _notebooks(): assert (site/f'{docs.page_name(nb)}.html').exists(), nb.name
+    assert (site/'results.html').exists() and (site/'assets'/'mathjax'/'tex-chtml-full.js').exists()
+    assert (site/'search'/'search_index.json').exists()
+    for f in site.rglob('*.html'):  # nothing on any page points the browser at another host
+        h = f.read_text()
+        bad = re.findall(r'<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)="((?:https?:)?//[^"]+)"', h)
+        assert not bad, f'{f.name} loads {bad}'
+
+# --------------------------------------------------------------------------------------------------- in Chromium
+@pytest.fixture(scope='module')
+def server(site):
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *a): pass
+    srv = http.server.ThreadingHTTPServer(('127.0.0.1', 0), functools.partial(Quiet, directory=str(site)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield f'http://127.0.0.1:{srv.server_port}'
+    srv.shutdown()
+
+@pytest.fixture(scope='module')
+def browser():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'])
+        yield b
+        b.close()
+
+class Guard:
+    "Blocks every request that is not to the loopback server; records those, failed local requests and page errors"
+    def __init__(self, base):
+        self.base, self.outside, self.failed, self.errors = urlparse(base), [], [], []
+    def route(self, route):
+        u = urlparse(route.request.url)
+        if u.scheme in ('data', 'blob', 'about') or (u.scheme == 'http' and u.hostname == '127.0.0.1' and u.port == self.base.port):
+            return route.continue_()
+        self.outside.append(route.request.url)
+        route.abort()
+    def response(self, resp):
+        if resp.status >= 400: self.failed.append(f'{resp.status} {resp.url}')
+    def check(self):
+        assert not self.outside, f'requests leaving the machine: {self.outside}'
+        assert not self.failed, f'failed requests: {self.failed}'
+        assert not self.errors, f'JavaScript errors: {self.errors}'
+
+@pytest.fixture
+def page(browser, server, site):
+    ctx = browser.new_context(viewport={'width': 1400, 'height': 900}, service_workers='block')
+    ctx.set_default_timeout(90_000)  # a loaded machine (notebooks running beside this test) can be slow
+    g = Guard(server)
+    ctx.route('**/*', g.route)
+    pg = ctx.new_page()
+    pg.on('response', g.response)
+    pg.on('pageerror', lambda e: g.errors.append(str(e)))
+    pg.base, pg.site = server, site
+    yield pg
+    shots = os.environ.get('ATTRACTOR_NB_DOCS_SHOTS')
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        pg.screenshot(path=str(Path(shots)/(re.sub(r'[^\w.-]', '_', urlparse(pg.url).path.strip('/') or 'index') + '.png')))
+    ctx.close()
+    g.check()
+
+def _path(href): return re.sub(r'^(\./)+', '', href.split('#')[0])
+
+@browser_test
+def test_nav_lists_every_notebook(page):
+    page.goto(page.base + '/index.html')
+    hrefs = [_path(h) for h in page.eval_on_selector_all('nav.md-nav--primary a.md-nav__link[href]',
+                                                         'els => els.map(e => e.getAttribute("href"))')]
+    want = [f'{docs.page_name(nb)}.html' for nb in docs.nb_pages()]
+    assert {f'{docs.page_name(nb)}.html' for nb in _notebooks()} <= set(want)
+    assert [h for h in dict.fromkeys(hrefs) if h in want] == want, 'every notebook a page, in notebook order'
+    assert 'results.html' in hrefs
+    sections = page.eval_on_selector_all('nav.md-nav--primary .md-nav__item--section > .md-nav__link',
+                                         'els => els.map(e => e.textContent.trim())')
+    groups = [docs.GROUPS[k] for k in sorted(docs.GROUPS) if any(docs.group_of(nb) == docs.GROUPS[k] for nb in _notebooks())]
+    assert [s for s in sections if s in groups] == groups, f'grouped by paper: {sections}'
+
+@browser_test
+def test_rman_page(page):
+    "The RMAN page: API blocks from show_doc, math typeset by the local MathJax, copy buttons on code"
+    page.goto(page.base + '/rman.html')
+    page.wait_for_function('() => window.MathJax && MathJax.startup && MathJax.startup.promise')
+    page.evaluate('() => MathJax.startup.promise')
+    api = page.locator('.nb-api', has=page.locator('h3#rman'))
+    assert api.count() == 1 and api.is_visible() and 'n_attractors' in api.inner_text()
+    assert page.locator('.nb-api').count() >= 5
+    assert page.locator('article mjx-container').count() > 10, 'inline math typeset'
+    assert page.locator('article mjx-container[display="true"]').count() >= 1, 'display math typeset'
+    assert page.locator('article .arithmatex:not(:has(mjx-container))').count() == 0, 'math left as TeX'
+    assert 'Paper:' in page.locator('article').inner_text(), 'the notebook names its paper under the title'
+    assert page.locator('article button[data-md-type="copy"], article button.md-clipboard').count() > 5
+
+@browser_test
+def test_figures_render(page):
+    "Every page whose notebook saved a figure shows it, loaded; the RMAN section has figures"
+    with_figs = [nb for nb in _notebooks() if '"image/png"' in nb.read_text()]
+    assert any(docs.group_of(nb) == docs.GROUPS['1'] for nb in with_figs), 'an RMAN notebook with a figure'
+    for nb in with_figs:
+        page.goto(f'{page.base}/{docs.page_name(nb)}.html', wait_until='domcontentloaded')
+        imgs = page.locator('article figure.nb-figure img')
+        assert imgs.count() >= 1, nb.name
+        page.wait_for_function('() => [...document.querySelectorAll("article figure img")].every(e => e.complete)')
+        widths = imgs.evaluate_all('els => els.map(e => e.naturalWidth)')
+        assert all(w > 0 for w in widths), (nb.name, widths)
+    page.goto(page.base + '/rman_toy2d.html' if (NBS/'11a_rman_toy2d.ipynb').exists() else
+              f'{page.base}/{docs.page_name(next(nb for nb in with_figs if docs.group_of(nb) == docs.GROUPS["1"]))}.html')
+    page.locator('article figure.nb-figure img').first.scroll_into_view_if_needed()
+
+@browser_test
+def test_doc_link_lands_on_anchor(page):
+    page.goto(page.base + '/rman.html')
+    hrefs = page.eval_on_selector_all('article a[href*=".html#"]:has(code)', 'els => els.map(e => e.getAttribute("href"))')
+    for h in hrefs:  # every doc link points at an anchor that exists on its page
+        pg, frag = h.split('#', 1)
+        assert f'id="{frag}"' in (page.site/_path(pg)).read_text(), f'{h}: no such anchor'
+    other = [h for h in hrefs if _path(h) != 'rman.html']
+    assert other, f'no doc link from the RMAN page to another page: {hrefs}'
+    page.locator(f'article a[href="{other[0]}"]').first.click()
+    page.wait_for_load_state('load')
+    frag = other[0].split('#', 1)[1]
+    assert urlparse(page.url).path.endswith('/' + _path(other[0])) and urlparse(page.url).fragment == frag, page.url
+    box = page.locator(f'[id="{frag}"]').bounding_box()
+    assert box is not None and 0 <= box['y'] < 300, f'#{frag} is not at the top of the window: {box}'
+
+@browser_test
+def test_search(page):
+    page.goto(page.base + '/index.html')
+    page.locator('label.md-search__icon, .md-search__input').first.click()
+    page.locator('input.md-search__input').focus()
+    page.keyboard.type('attractor', delay=30)
+    items = page.locator('.md-search-result__item')
+    items.first.wait_for()
+    hrefs = page.eval_on_selector_all('.md-search-result__item > a', 'els => els.map(e => e.getAttribute("href"))')
+    assert len({_path(h) for h in hrefs}) >= 3, hrefs
+    assert any('rman' in h for h in hrefs), hrefs
+
+@browser_test
+def test_results_page(page):
+    page.goto(page.base + '/results.html')
+    text = page.locator('article').inner_text()
+    assert 'Table 1' in text and '7.95 ± 0.08' in text, 'paper numbers from results/paper_numbers.yml'
+    recs = sorted((ROOT/'results').glob('*.json'))
+    if not recs: assert 'No paper-scale runs yet' in text and 'not yet run' in text
+    for f in recs: assert f.stem in text
