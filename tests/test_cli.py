@@ -15,10 +15,18 @@ from conftest import ROOT, run_cli
     (['nonsense'], 'invalid choice'),
     (['download', 'no-such-data'], 'unknown data set'),
 ])
-def test_bad_input_exits_2_without_traceback(args, msg):
-    r = run_cli(*args)
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert msg in r.stderr and 'Traceback' not in r.stderr, r.stderr
+def test_bad_input_exits_2_without_traceback(args, msg, capsys):
+    "In-process through `main` (the same code the console script runs), so the cases share one import of the library"
+    from attractor_nb.cli import main
+    code = main(args)
+    err = capsys.readouterr().err
+    assert code == 2, (code, err)
+    assert msg in err and 'Traceback' not in err, err
+
+def test_console_script_bad_input():
+    "The real entry point, in a subprocess: an unknown experiment is one line on stderr and exit status 2"
+    r = run_cli('run', 'no-such-experiment')
+    assert r.returncode == 2 and 'unknown experiment' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 def test_missing_data_exits_2(tmp_path, monkeypatch, capsys):
     "A missing data set: one message naming the data set, where it looked and how to provide it; exit status 2"

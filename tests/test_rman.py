@@ -139,8 +139,8 @@ def test_callback_adds_alpha_energy_and_schedule():
         assert r['diff'] == pytest.approx(r['want'], rel=1e-4, abs=1e-7)
         assert r['alpha'] == pytest.approx(1e-2 + 2e-2*r['epoch'])
     assert sorted({r['epoch'] for r in rec.rows}) == [0, 1, 2]
-    assert [h['alpha'] for h in cb.history] == pytest.approx([0.01, 0.03, 0.05])
-    assert all(math.isfinite(h['train_energy']) and math.isfinite(h['valid_energy']) for h in cb.history)
+    assert [h['alpha'] for h in cb.energy_log] == pytest.approx([0.01, 0.03, 0.05])
+    assert all(math.isfinite(h['train_energy']) and math.isfinite(h['valid_energy']) for h in cb.energy_log)
     assert cb.alpha_at(160) == pytest.approx(0.01 + 160*0.02)
     assert learn.recorder.values[-1][0] > 0  # recorded losses stay the task loss: finite and positive
 
@@ -197,7 +197,7 @@ def test_resnet18_avgpool_by_name():
     learn = fit(r18, [cb], epochs=1)
     assert cb.rman.dim == 512 and cb.layer_name == 'avgpool'
     assert list(learn.model.state_dict()) == keys
-    assert math.isfinite(cb.history[0]['train_energy'])
+    assert math.isfinite(cb.energy_log[0]['train_energy'])
 
 
 def test_layer_as_module_and_feature_maps():
@@ -252,8 +252,8 @@ def test_resume_and_lr_find_keep_history_clean():
     cb = RMANCallback(4, alpha=1e-3, alpha_step=1e-3)
     learn = fit(tiny_net(), [cb], epochs=1)
     with learn.no_logging(), learn.no_bar(): learn.fit(3, start_epoch=1)  # fastai's resume: epoch 0 is skipped
-    assert [h['epoch'] for h in cb.history] == [0, 1, 2]
-    assert [h['alpha'] for h in cb.history] == pytest.approx([1e-3, 2e-3, 3e-3])
-    n = len(cb.history)
+    assert [h['epoch'] for h in cb.energy_log] == [0, 1, 2]
+    assert [h['alpha'] for h in cb.energy_log] == pytest.approx([1e-3, 2e-3, 3e-3])
+    n = len(cb.energy_log)
     with learn.no_logging(), learn.no_bar(): learn.lr_find(num_it=5, show_plot=False)
-    assert len(cb.history) == n and cb._handle is None
+    assert len(cb.energy_log) == n and cb._handle is None

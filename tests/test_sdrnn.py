@@ -180,13 +180,13 @@ def test_task_step_can_leave_attractor_weights_alone():
     learn.fit(2)
     changed = {n for n, p in learn.model.named_parameters() if not torch.equal(before[n], p.detach())}
     assert changed and not any('attractors' in n for n in changed)
-    assert learn.sdrnn_trainer.history == []
+    assert learn.sdrnn_trainer.denoise_log == []
 
 
 def test_denoising_loss_falls_below_one():
     learn = learner(R=2)
     learn.fit(40)
-    h = learn.sdrnn_trainer.history
+    h = learn.sdrnn_trainer.denoise_log
     assert h[0]['denoise_loss'] > 0.9
     assert h[-1]['denoise_loss'] < 0.8 and max(h[-1]['denoise_loss_per_replication']) < 1
     assert learn.history[-1]['denoise_loss'] == h[-1]['denoise_loss']
@@ -195,7 +195,7 @@ def test_denoising_loss_falls_below_one():
 def test_repeated_denoising_steps_until_below_target():
     learn = learner(max_steps=8, target=0.5)
     learn.fit(1)
-    h = learn.sdrnn_trainer.history[0]
+    h = learn.sdrnn_trainer.denoise_log[0]
     assert 1 < h['denoise_steps'] <= 8
 
 
@@ -214,8 +214,8 @@ def test_replication_equals_single_run_with_seed_plus_r(cell):
         for (n, p), (_, q) in zip(rep.model.named_parameters(), one.model.named_parameters()):
             torch.testing.assert_close(p.detach()[r], q.detach(), atol=2e-5, rtol=1e-4, msg=n)
         torch.testing.assert_close(rep.model(x)[r], one.model(x), atol=2e-5, rtol=1e-4)
-        dr = [h['denoise_loss_per_replication'][r] for h in rep.sdrnn_trainer.history]
-        torch.testing.assert_close(torch.tensor(dr), torch.tensor([h['denoise_loss'] for h in one.sdrnn_trainer.history]),
+        dr = [h['denoise_loss_per_replication'][r] for h in rep.sdrnn_trainer.denoise_log]
+        torch.testing.assert_close(torch.tensor(dr), torch.tensor([h['denoise_loss'] for h in one.sdrnn_trainer.denoise_log]),
                                    atol=1e-5, rtol=1e-4)
 
 
@@ -228,7 +228,7 @@ def test_checkpoint_resume_restores_the_trainer(tmp_path):
     learn = learner(R=2)
     full = fit_run(learn, 4, ctx=RunContext(ckpt_dir=tmp_path/'a'))
     w_full = [p.detach().clone() for p in learn.model.parameters()]
-    d_full = [h['denoise_loss'] for h in learn.sdrnn_trainer.history]
+    d_full = [h['denoise_loss'] for h in learn.sdrnn_trainer.denoise_log]
     learn = learner(R=2)
     with pytest.raises(RuntimeError, match='killed'): fit_run(learn, 4, ctx=RunContext(ckpt_dir=tmp_path/'b'), cbs=[Kill()])
     assert 'SDRNNTrainer' in last_checkpoint(tmp_path/'b')['callbacks']
@@ -236,4 +236,4 @@ def test_checkpoint_resume_restores_the_trainer(tmp_path):
     resumed = fit_run(learn, 4, ctx=RunContext(ckpt_dir=tmp_path/'b', resume=True))
     for a, b in zip(w_full, learn.model.parameters()): torch.testing.assert_close(a, b.detach(), atol=1e-6, rtol=1e-6)
     assert [h['epoch'] for h in resumed] == [0, 1, 2, 3]
-    assert [h['denoise_loss'] for h in learn.sdrnn_trainer.history] == pytest.approx(d_full, rel=1e-5)
+    assert [h['denoise_loss'] for h in learn.sdrnn_trainer.denoise_log] == pytest.approx(d_full, rel=1e-5)
