@@ -185,6 +185,9 @@ def test_rman_page(page):
     assert page.locator('article mjx-container[display="true"]').count() >= 1, 'display math typeset'
     assert page.locator('article .arithmatex:not(:has(mjx-container))').count() == 0, 'math left as TeX'
     assert 'Paper:' in page.locator('article').inner_text(), 'the notebook names its paper under the title'
+    fig = page.locator('article figure.nb-figure img').first
+    fig.scroll_into_view_if_needed()
+    assert fig.evaluate('e => e.complete && e.naturalWidth') > 0, 'a rendered figure on the RMAN page'
     assert page.locator('article button[data-md-type="copy"], article button.md-clipboard').count() > 5
 
 @browser_test
