@@ -14,3 +14,12 @@ def run_cli(*args, timeout=600, env=None, **kw):
 @pytest.fixture
 def cli():
     return run_cli
+
+@pytest.fixture(scope='module')
+def one_thread():
+    "Small matrices on a shared CPU: one thread is much faster"
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

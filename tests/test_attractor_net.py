@@ -10,13 +10,7 @@ from attractor_nb.attractor_net import (AttractorNet, AttractorCapacityConfig, a
                                         denoise_loss, fit_attractor, pct_removed, safe_atanh, symmetric)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small matrices on a shared CPU: one thread is much faster"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest: small matrices run faster on one thread
 
 
 def loop_reference(net, x):

@@ -15,13 +15,7 @@ from attractor_nb.sdrnn import (SDRNN, SDRNNClassifier, SDRNNTrainer, Replicated
                                 sdrnn_modules, _set_slice)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Small matrices on a shared CPU: one thread is much faster"
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')  # conftest: small matrices run faster on one thread
 
 
 def copy_from_torch(sd, ref):
