@@ -69,6 +69,15 @@ def test_results_page_sets_runs_beside_paper(tmp_path):
     row = next(l for l in md.split('\n') if l.startswith('| CIFAR-10 ResNet-20 |'))
     assert '7.95 ± 0.08' in row and '8.10 ± 0.14 (n=2)' in row and row.count('not yet run') == 3
     assert '`rman-cifar10-resnet20-h0-s0`' in md and (tmp_path/'site'/'figures'/'results'/'rman-cifar.png').exists()
+    # one file with nested per-model metrics and its own SEM over replications (sdrnn-parity)
+    save_results('sdrnn-parity-tanh', metrics=dict(rnn=dict(hidden_entropy=4.2, hidden_entropy_sem=0.07),
+                 sdrnn=dict(hidden_entropy=3.5, hidden_entropy_sem=0.05)), config=dict(seed=0, scale='paper'),
+                 experiment='sdrnn-parity', out=tmp_path)
+    md, problems = docs.results_markdown(tmp_path/'site', folder=tmp_path)
+    assert not problems, problems
+    rnn = next(l for l in md.split('\n') if l.startswith('| tanh RNN |'))
+    sd = next(l for l in md.split('\n') if l.startswith('| tanh SDRNN |'))
+    assert '4.03 ± 0.05' in rnn and '4.20 ± 0.07 (n=1)' in rnn and '3.50 ± 0.05 (n=1)' in sd
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
     assert 'No paper-scale runs yet' in md and 'rman-cifar10-resnet20-h0-s*.json' in md
 

@@ -602,9 +602,13 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
             unit = f' ({t["unit"]})' if t.get('unit') else ''
             out.append(f'### {t["title"]}')
             spread = t.get('spread', 'std')
-            what = f'`metrics.{t["metric"]}`' + (f' × {t["factor"]}' if t.get('factor', 1) != 1 else '') + unit
+            mets = list(dict.fromkeys(r.get('metric', t['metric']) for r in t['rows']))
+            what = ', '.join(f'`metrics.{m}`' for m in mets) + (' (by row)' if len(mets) > 1 else '') + \
+                   (f' × {t["factor"]}' if t.get('factor', 1) != 1 else '') + unit
+            within = ' (a single run with replications shows the spread over its replications)' if t.get('spread_metric') or \
+                     any('spread_metric' in r for r in t['rows']) else ''
             out.append(f'*Paper: {t["source"]}. Each cell gives the paper\'s number and, below it, this project\'s '
-                       f'mean ± {"standard error" if spread == "sem" else "std"} of {what} over its n seeds.*')
+                       f'mean ± {"standard error" if spread == "sem" else "std"} of {what} over its n seeds{within}.*')
             head = [''] + [c['label'] for c in cols]
             rows, missing = [], []
             for r in t['rows']:
@@ -615,16 +619,19 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
                     pat = (r.get('runs') or t['runs']).format(row=r.get('key', ''), col=c.get('key', ''))
                     hit = [x for x in recs if fnmatch.fnmatchcase(x['name'], pat)]
                     used.update(x['name'] for x in hit)
-                    vals = [{**x, 'metrics': {t['metric']: _metric(x, t['metric'])}} for x in hit
-                            if isinstance(_metric(x, t['metric']), (int, float))]
+                    metric = r.get('metric', t['metric'])  # a row may read its own (e.g. nested) metric
+                    vals = [{**x, 'metrics': {metric: _metric(x, metric)}} for x in hit
+                            if isinstance(_metric(x, metric), (int, float))]
                     if not vals:
                         missing.append(pat)
                         cells.append(f'<span class="r-paper">{paper}</span><br><span class="r-none">not yet run</span>')
                         continue
-                    s = summarise(vals, t['metric'], by=('scale',)).iloc[0]
+                    s = summarise(vals, metric, by=('scale',)).iloc[0]
                     f = float(t.get('factor', 1))
                     sd = s['std'] * f if s['n'] > 1 else float('nan')
                     if spread == 'sem' and s['n'] > 1: sd /= math.sqrt(s['n'])
+                    sk = r.get('spread_metric', t.get('spread_metric'))  # the spread a single run stores itself
+                    if s['n'] == 1 and sk and isinstance(_metric(hit[0], sk), (int, float)): sd = _metric(hit[0], sk) * f
                     cells.append(f'<span class="r-paper">{paper}</span><br>'
                                  f'<span class="r-here">{_fmt(s["mean"] * f, sd)} (n={int(s["n"])})</span>')
                 rows.append(cells)
