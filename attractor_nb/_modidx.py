@@ -828,4 +828,5 @@ d = { 'settings': { 'branch': 'main',
                                     'attractor_nb.train.last_checkpoint': ('train.html#last_checkpoint', 'attractor_nb/train.py'),
                                     'attractor_nb.train.make_learner': ('train.html#make_learner', 'attractor_nb/train.py'),
                                     'attractor_nb.train.multistep_sched': ('train.html#multistep_sched', 'attractor_nb/train.py'),
+                                    'attractor_nb.train.stateful_callbacks': ('train.html#stateful_callbacks', 'attractor_nb/train.py'),
                                     'attractor_nb.train.tensor_dls': ('train.html#tensor_dls', 'attractor_nb/train.py')}}}
