@@ -11,6 +11,7 @@ DOCS_PORT ?= 8000
 
 install:
 	@bash tools/ensure_venv.sh $(VENV)
+	@bash tools/ensure_system_data.sh
 
 demo: install
 	$(VENV)/bin/attractor-nb demo --no-progress
