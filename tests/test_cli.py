@@ -85,3 +85,12 @@ def test_kill_and_resume(tmp_path):
     straight = json.loads((tmp_path/'b'/'mnist-baseline-s0.json').read_text())
     assert resumed['metrics'] == straight['metrics'], (done, resumed['metrics'], straight['metrics'])
     assert [h['valid_loss'] for h in resumed['history']] == [h['valid_loss'] for h in straight['history']]
+
+
+def test_data_lists_every_registered_data_set(cli):
+    "`data` shows the data sets of `attractor_nb.data` and those other modules register (Speech Commands, in `audio`)"
+    r = cli('data')
+    assert r.returncode == 0, r.stderr
+    names = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
+    assert {'mnist', 'fashion-mnist', 'fsdd', 'speech-commands'} <= names, r.stdout
+    assert 'attractor-nb download speech-commands' in r.stdout  # not offline here: it says how to get it
