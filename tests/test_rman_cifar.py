@@ -1,5 +1,5 @@
 "Tests of the CIFAR experiment `rman-cifar` (attractor_nb.experiments.rman_cifar): augmentation, config, a tiny run, the CLI"
-import json, warnings
+import json, math, warnings
 
 import pytest
 import torch
@@ -152,3 +152,39 @@ def test_cli_cifar100_missing(tmp_path, capsys):
     except DataNotFoundError: pass
     assert cli.main(['run', 'rman-cifar', '--data', 'cifar100', '--out', str(tmp_path), '--no-progress']) == 2
     assert 'cifar100' in capsys.readouterr().err.lower()
+
+
+# ---------------------------------------------------------------- fast paths (issue 10)
+def test_rman_energy_float32_under_bf16_autocast(one_thread):
+    "A training step under bf16 autocast on the CPU: the features are bf16, RMAN's energy is float32 and finite"
+    from torch import nn
+    from attractor_nb.train import tensor_dls, make_learner
+    from attractor_nb.models import cifar_model
+    from attractor_nb.rman import RMANCallback
+    from attractor_nb.core import set_seed
+    set_seed(0)
+    x, y = _images(16).float()/255, torch.arange(16) % 10
+    cb = RMANCallback(8, layer='avgpool', dim=64)
+    seen = []
+    orig = cb.rman.energy
+    def energy(feats):
+        e = orig(feats); seen.append((feats.dtype, e.dtype, bool(torch.isfinite(e).all()))); return e
+    cb.rman.energy = energy
+    learn = make_learner(cifar_model('resnet20', 10), tensor_dls((x, y), (x[:8], y[:8]), bs=8), lr=0.01, cbs=[cb],
+                         progress=False, log_epochs=False, precision='bf16')
+    learn.fit(1)
+    assert seen[0] == (torch.bfloat16, torch.float32, True), seen
+    assert all(e == torch.float32 and ok for _, e, ok in seen)
+    assert cb.rman.m.dtype == torch.float32 and torch.isfinite(cb.rman.m).all()
+    assert cb.energy_log[0]['train_energy'] > 0 and math.isfinite(learn.history[0]['train_loss'])
+
+
+def test_tiny_run_fast_paths(tmp_path, one_thread):
+    rec = run_experiment('rman-cifar', scale='quick', seed=0, h=16, epochs=1, train_size=128, valid_size=64,
+                         precision='bf16', channels_last=True, out=tmp_path, device='cpu', progress=False)
+    saved = json.loads(rec['path'].read_text())
+    assert rec['path'].name == 'rman-cifar10-resnet20-h16-s0.json'  # the name does not depend on the fast paths
+    assert (saved['config']['precision'], saved['config']['channels_last'], saved['config']['compile']) == ('bf16', True, False)
+    assert saved['history'][0]['train_energy'] > 0 and 0 <= saved['metrics']['error'] <= 1
+    with pytest.raises(ValueError, match="precision='fp8'"): RMANCifarConfig.at_scale('quick', precision='fp8')
+    assert cli.main(['run', 'rman-cifar', '--precision', 'fp8']) == 2
