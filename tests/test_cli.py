@@ -58,6 +58,18 @@ def test_run_two_seeds(tmp_path):
         assert rec['wall_time_s'] > 0 and rec['versions']['torch'] and 'cpu_count' in rec['hardware']
         assert set(rec['git']) == {'revision', 'dirty'}
 
+def test_run_seeds_as_concurrent_processes(tmp_path):
+    "`--jobs 2` gives the same results as the seeds run one after the other (test_run_two_seeds's arguments)"
+    args = ['run', 'mnist-baseline', '--seeds', '0,1', '--epochs', '1', '--train-size', '2000', '--no-progress']
+    r = run_cli(*args, '--jobs', '2', '--out', tmp_path/'par')
+    assert r.returncode == 0, r.stderr
+    assert '2 concurrent processes' in r.stdout and r.stdout.count('results: ') == 2
+    r1 = run_cli(*args[:3], '1', *args[4:], '--out', tmp_path/'seq')  # seed 1 alone, in this process's way
+    assert r1.returncode == 0, r1.stderr
+    par, seq = (json.loads((tmp_path/d/'mnist-baseline-s1.json').read_text()) for d in ('par', 'seq'))
+    assert par['metrics'] == seq['metrics'] and par['seed'] == 1
+    assert (tmp_path/'par'/'mnist-baseline-s0.json').exists()
+
 ARGS = ['run', 'mnist-baseline', '--epochs', '6', '--train-size', '8000', '--valid-size', '1000', '--no-progress']
 
 def test_kill_and_resume(tmp_path):
@@ -94,3 +106,11 @@ def test_data_lists_every_registered_data_set(cli):
     names = {line.split()[0] for line in r.stdout.splitlines() if line.strip()}
     assert {'mnist', 'fashion-mnist', 'fsdd', 'speech-commands'} <= names, r.stdout
     assert 'attractor-nb download speech-commands' in r.stdout  # not offline here: it says how to get it
+
+
+def test_bench_command_writes_results(cli, tmp_path):
+    r = cli('bench', 'sdrnn', '--quick', '--device', 'cpu', '--out', tmp_path, env={'OMP_NUM_THREADS': '1'})
+    assert r.returncode == 0, r.stderr
+    assert f"results: {tmp_path/'bench_sdrnn.json'}" in r.stdout
+    rec = json.loads((tmp_path/'bench_sdrnn.json').read_text())
+    assert rec['config']['scale'] == 'quick' and rec['metrics']
