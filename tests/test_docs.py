@@ -81,6 +81,21 @@ def test_results_page_sets_runs_beside_paper(tmp_path):
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
     assert 'No paper-scale runs yet' in md and 'rman-cifar10-resnet20-h0-s*.json' in md
 
+def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
+    "A CPU run on a reduced budget (results/reduced/) is listed in its own section and never fills a Table 1 cell"
+    from attractor_nb.core import save_results
+    save_results('rman-cifar10-resnet20-h0-s0', metrics=dict(error=0.2), config=dict(seed=0, scale='paper', epochs=8),
+                 experiment='rman-cifar', out=tmp_path/docs.REDUCED, history=[dict(epoch=0, error=0.3), dict(epoch=1, error=0.2)])
+    md, problems = docs.results_markdown(tmp_path/'site', folder=tmp_path)
+    assert not problems, problems
+    row = next(l for l in md.split('\n') if l.startswith('| CIFAR-10 ResNet-20 |'))
+    assert row.count('not yet run') == 4 and 'No paper-scale runs yet' in md
+    red = md[md.index('## Reduced runs on the CPU'):]
+    assert '`rman-cifar10-resnet20-h0-s0`' in red and 'error 0.2' in red
+    assert (tmp_path/'site'/'figures'/'results'/f'{docs.REDUCED}-rman-cifar.png').exists()
+    md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
+    assert 'Reduced runs' not in md
+
 def test_unreadable_notebook_still_gets_a_page(tmp_path):
     "A notebook someone is still writing (not yet valid JSON) becomes a page that says so; the build goes on"
     src, dst = tmp_path/'12_half_written.ipynb', tmp_path/'proc'/'12_half_written.ipynb'

@@ -642,7 +642,35 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
 
     out.append('## All paper-scale runs {#all-runs}')
     if not recs: out.append('None yet.')
-    by_exp = {}
+    out += _runs_tables(recs, used, docs)
+
+    reduced, red_dir = [], folder/REDUCED
+    for f in sorted(red_dir.glob('*.json')) if red_dir.is_dir() else []:
+        try: reduced += load_results(glob_escape(f.stem), out=red_dir)
+        except Exception as e: problems.append(f'results/{REDUCED}/{f.name}: {e}')
+    if reduced:
+        out.append('## Reduced runs on the CPU {#reduced-runs}')
+        out.append(f'!!! note "Not the paper\'s protocol"\n    The paper\'s recipe on the full data set, but with fewer epochs '
+                   f'(the learning-rate schedule compressed in proportion) or fewer replications, run on a CPU where no '
+                   f'GPU was lent. They live in `results/{REDUCED}/`, so they never fill a cell of the tables above; each '
+                   f'file\'s config says exactly what was reduced.')
+        out += _runs_tables(reduced, set(), docs, mark_unused=False, stem=f'{REDUCED}-')
+
+    out.append('## Experiments {#experiments}')
+    if exps:
+        rows = []
+        for name, e in exps.items():
+            n = sum(1 for r in recs if r.get('experiment') == name)
+            rows.append([f'`{name}`', e.description or '', e.paper or '', f'{n} run{"s" if n != 1 else ""}' if n else '*not yet run*'])
+        out.append('Every registered experiment (`attractor-nb list`), with its paper-scale runs so far.')
+        out.append(_table(['experiment', 'what', 'paper', 'paper-scale results'], rows))
+    return '\n\n'.join(out) + '\n', problems
+
+REDUCED = 'reduced'  # results/reduced/: paper recipe on a smaller budget (CPU runs), shown apart from the paper tables
+
+def _runs_tables(recs: list[dict], used: set, docs: Path, mark_unused: bool = True, stem: str = '') -> list[str]:
+    "One table of runs (metrics, wall time, hardware, revision) and its history plot per experiment"
+    out, by_exp = [], {}
     for r in recs: by_exp.setdefault(r.get('experiment') or '(no experiment)', []).append(r)
     for exp, rs in sorted(by_exp.items()):
         out.append(f'### {exp}')
@@ -654,21 +682,13 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
             mets = '<br>'.join(f'{k} {_num(v)}' for k, v in _flat(r.get('metrics') or {}).items())
             when = f'{wall / 3600:.1f} h' if isinstance(wall, (int, float)) and wall >= 3600 else \
                    f'{wall / 60:.1f} min' if isinstance(wall, (int, float)) else ''
-            rows.append([f'<span class="r-run">`{r["name"]}`</span>' + ('' if r['name'] in used else ' ·'), mets, when,
-                         str(dev), f'{rev}<br>{str(r.get("created", ""))[:10]}'])
+            mark = ' ·' if mark_unused and r['name'] not in used else ''
+            rows.append([f'<span class="r-run">`{r["name"]}`</span>{mark}', mets, when, str(dev),
+                         f'{rev}<br>{str(r.get("created", ""))[:10]}'])
         out.append(_table(['run', 'metrics', 'wall time', 'hardware', 'revision, date'], rows))
-        if any(r['name'] not in used for r in rs): out.append('*Runs marked · appear in no paper table above.*')
-        out.append(_history_plot(exp, rs, docs))
-
-    out.append('## Experiments {#experiments}')
-    if exps:
-        rows = []
-        for name, e in exps.items():
-            n = sum(1 for r in recs if r.get('experiment') == name)
-            rows.append([f'`{name}`', e.description or '', e.paper or '', f'{n} run{"s" if n != 1 else ""}' if n else '*not yet run*'])
-        out.append('Every registered experiment (`attractor-nb list`), with its paper-scale runs so far.')
-        out.append(_table(['experiment', 'what', 'paper', 'paper-scale results'], rows))
-    return '\n\n'.join(out) + '\n', problems
+        if mark_unused and any(r['name'] not in used for r in rs): out.append('*Runs marked · appear in no paper table above.*')
+        out.append(_history_plot(exp, rs, docs, stem))
+    return out
 
 def _metric(rec: dict, key: str):
     "`rec['metrics'][key]`, where `key` may be a dotted path into nested metrics ('rman.error')"
@@ -695,8 +715,8 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return '\n'.join(['| ' + ' | '.join(map(esc, head)) + ' |', '|' + '---|' * len(head)] +
                      ['| ' + ' | '.join(map(esc, r)) + ' |' for r in rows])
 
-def _history_plot(exp: str, rs: list[dict], docs: Path) -> str:
-    "A figure of one experiment's runs: a validation metric over epochs, one line a run"
+def _history_plot(exp: str, rs: list[dict], docs: Path, stem: str = '') -> str:
+    "A figure of one experiment's runs: a validation metric over epochs, one line a run (file name `stem` + experiment)"
     keys = [k for k in ('error', 'valid_error', 'accuracy', 'valid_loss', 'loss')
             if any(isinstance(h.get(k), (int, float)) for r in rs for h in r.get('history') or [])]
     if not keys: return ''
@@ -711,7 +731,7 @@ def _history_plot(exp: str, rs: list[dict], docs: Path) -> str:
     ax.set_xlabel('epoch'); ax.set_ylabel(k); ax.set_title(f'{exp}: {k} per epoch', fontsize=10)
     if len(rs) <= 8: ax.legend(fontsize=7)
     fig.tight_layout()
-    f = docs/'figures'/'results'/f'{re.sub(r"[^A-Za-z0-9_.-]", "_", exp)}.png'
+    f = docs/'figures'/'results'/f'{stem}{re.sub(r"[^A-Za-z0-9_.-]", "_", exp)}.png'
     f.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(f, dpi=110); plt.close(fig)
     return f'<figure class="nb-figure" markdown>\n![{k} per epoch of the {exp} runs]({f.relative_to(docs).as_posix()}){{ width="605" }}\n</figure>'
