@@ -1,9 +1,11 @@
 """Distributed data-parallel training on the CPU: two processes launched by `torchrun` with the gloo backend.
 
-With Hugging Face Accelerate installed, the processes train through `make_learner` and fastai's `distrib_ctx`
-(`attractor_nb.train.distrib_ctx`); without it, through plain `DistributedDataParallel` (the test says which).
-Either way both ranks must see disjoint halves of every epoch and end with identical weights."""
-import importlib.util, json, os, socket, subprocess, sys, textwrap
+With Hugging Face Accelerate installed, the processes train through `make_learner` and `attractor_nb.train.fit_run`,
+which wraps the fit in fastai's `distrib_ctx` (`attractor_nb.train.distrib_ctx`); without it, through plain
+`DistributedDataParallel` (the test says which). Either way both ranks must see disjoint halves of every epoch and end
+with identical weights. The CLI test runs a registered experiment under `torchrun` end to end."""
+import importlib.util, json, os, re, socket, subprocess, sys, textwrap
+from pathlib import Path
 
 import pytest
 
@@ -24,17 +26,34 @@ SCRIPT = textwrap.dedent('''
     def model_fn():
         torch.manual_seed(0)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
         return nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    extra, saves, ckpt = None, [], None
     if mode == 'fastai':
         from fastai.callback.core import Callback
-        from attractor_nb.train import make_learner, tensor_dls, distrib_ctx
+        from attractor_nb.core import RunContext
+        from attractor_nb.train import make_learner, tensor_dls, fit_run, last_checkpoint
+        rank = int(os.environ['RANK'])
+        _save = torch.save
+        def counting_save(*a, **k): saves.append(1); return _save(*a, **k)
+        torch.save = counting_save  # count the checkpoint writes of this process
         class Seen(Callback):
             def after_batch(self):
                 if self.training: seen.append(self.learn.xb[0][:, 0].long().tolist()); wrapped.add(type(self.learn.model).__name__)
+        class Extra(Callback):
+            "A trained parameter outside the model, like RMAN's attractors: it starts different on each rank"
+            def before_fit(self):
+                self.b = nn.Parameter(torch.full((2,), float(rank + 1)))
+                self.learn.opt.param_lists[-1].append(self.b)
+            def after_loss(self):  # its gradient depends on this rank's batch
+                if self.training: self.learn.loss_grad = self.learn.loss_grad + ((self.learn.pred.mean(0) - self.b)**2).sum()
         torch.manual_seed(1)
-        learn = make_learner(model_fn(), tensor_dls((x, y), (x, y), bs=bs), lr=0.1, cbs=[Seen()], progress=False, log_epochs=False)
+        learn = make_learner(model_fn(), tensor_dls((x, y), (x, y), bs=bs), lr=0.1, cbs=[Seen(), Extra()], progress=False, log_epochs=False)
         wrapped = set()  # the model's class during training (fastai unwraps it after the fit)
-        with distrib_ctx(learn): learn.fit(epochs)
+        fit_run(learn, epochs, ctx=RunContext(ckpt_dir=f'{out}/ckpt'))
         model, wrapped = learn.model, ','.join(sorted(wrapped))
+        extra = learn.extra.b.detach().tolist()
+        if rank == 0:
+            st = last_checkpoint(f'{out}/ckpt')
+            ckpt = dict(epoch=st['epoch'], keys=sorted(st['model']), weights=[v.flatten().tolist() for v in st['model'].values()])
     else:
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel as DDP
@@ -51,8 +70,8 @@ SCRIPT = textwrap.dedent('''
                 loss = nn.functional.cross_entropy(ddp(xb), yb); opt.zero_grad(); loss.backward(); opt.step()
         dist.destroy_process_group()
     rank = int(os.environ['RANK'])
-    json.dump(dict(rank=rank, world=int(os.environ['WORLD_SIZE']), wrapped=wrapped, seen=seen,
-                   weights=[p.detach().flatten().tolist() for p in model.parameters()]), open(f'{out}/rank{rank}.json', 'w'))
+    json.dump(dict(rank=rank, world=int(os.environ['WORLD_SIZE']), wrapped=wrapped, seen=seen, extra=extra, saves=len(saves),
+                   ckpt=ckpt, weights=[p.detach().flatten().tolist() for p in model.parameters()]), open(f'{out}/rank{rank}.json', 'w'))
 ''')
 
 
@@ -61,14 +80,28 @@ def _free_port():
         s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
+ACCELERATE_CLI = Path(sys.executable).parent/'accelerate'
+
+
+def _torchrun(tmp_path, *args, timeout=150, launcher='torchrun'):
+    "Run `torchrun --nproc_per_node 2 ARGS` (as `python -m torch.distributed.run`, the same program) or `accelerate launch` in `tmp_path`"
+    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1', 'HF_HOME': str(tmp_path/'hf')}  # no user accelerate config
+    for k in ('RANK', 'LOCAL_RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'): env.pop(k, None)
+    if launcher == 'torchrun':
+        cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
+               '--master_port', str(_free_port())]
+    else:  # `--multi_gpu` hands the processes to torchrun; with `--device cpu` they train on CPUs with gloo
+        cmd = [str(ACCELERATE_CLI), 'launch', '--multi_gpu', '--num_processes', '2', '--num_machines', '1', '--mixed_precision', 'no',
+               '--dynamo_backend', 'no', '--main_process_port', str(_free_port())]
+    r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
+    assert r.returncode == 0, f"{launcher} failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    return r
+
+
 def _launch(tmp_path, mode):
     script = tmp_path/'train_ddp.py'
     script.write_text(SCRIPT)
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2', '--master_addr', '127.0.0.1',
-           '--master_port', str(_free_port()), str(script), mode, str(tmp_path)]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=150, env=env, cwd=tmp_path)
-    assert r.returncode == 0, f"torchrun failed:\n{r.stdout[-3000:]}\n{r.stderr[-5000:]}"
+    _torchrun(tmp_path, script, mode, tmp_path)
     return [json.loads((tmp_path/f'rank{i}.json').read_text()) for i in (0, 1)]
 
 
@@ -88,8 +121,40 @@ def _check(ranks, n=48, epochs=2):
 
 @pytest.mark.skipif(not HAS_ACCELERATE, reason='fastai.distributed needs accelerate (pip install accelerate)')
 def test_fastai_distrib_ctx_gloo(tmp_path):
+    "`fit_run` under torchrun: DDP through fastai's distrib_ctx, extra parameters kept in step, checkpoints from rank 0 only"
     ranks = _launch(tmp_path, 'fastai')
     _check(ranks)
+    r0, r1 = ranks
+    # a parameter outside the model (started at 1 on rank 0 and 2 on rank 1) ends equal on both ranks, and it moved
+    assert r0['extra'] == r1['extra'] and r0['extra'] != [1.0, 1.0], (r0['extra'], r1['extra'])
+    # only rank 0 wrote checkpoints (one per epoch), holding the unwrapped model's final weights
+    assert (r0['saves'], r1['saves']) == (2, 0)
+    ck = r0['ckpt']
+    assert ck['epoch'] == 1 and not any(k.startswith('module.') for k in ck['keys']), ck['keys']
+    assert sorted(p for p in ck['weights']) == sorted(r0['weights'])
+
+
+@pytest.mark.skipif(not HAS_ACCELERATE, reason='fastai.distributed needs accelerate (pip install accelerate)')
+@pytest.mark.parametrize('launcher', ['torchrun', 'accelerate'])
+def test_cli_run_distributed(tmp_path, launcher):
+    "`torchrun --nproc_per_node 2 -m attractor_nb.cli run mnist-baseline ...`: one results file, sane and equal metrics"
+    if launcher == 'accelerate' and not ACCELERATE_CLI.exists(): pytest.skip(f'no accelerate command at {ACCELERATE_CLI}')
+    out = tmp_path/'res'
+    r = _torchrun(tmp_path, '-m', 'attractor_nb.cli', 'run', 'mnist-baseline', '--epochs', '1', '--train-size', '2000',
+                  '--valid-size', '500', '--out', out, '--no-progress', '--device', 'cpu', timeout=300, launcher=launcher)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob('*') if p.is_file())
+    assert files == ['figures/mnist-baseline-s0.png', 'mnist-baseline-s0.json'], files  # written once, by rank 0
+    rec = json.loads((out/'mnist-baseline-s0.json').read_text())
+    assert rec['hardware']['processes'] == 2
+    assert len(rec['history']) == 1 and rec['config']['train_size'] == 2000
+    err = rec['metrics']['error_rate']
+    assert 0 < err < 0.8, rec['metrics']  # one epoch (8 steps of 2x128 images): better than chance (0.9), not perfect
+    assert abs(rec['metrics']['accuracy'] + err - 1) < 1e-6
+    # both processes printed the same metrics: fastai gathers the validation values across ranks
+    lines = [m.group(1) for m in re.finditer(r'^ +(valid_loss=.*?) +\(', r.stdout, re.M)]
+    assert len(lines) == 2 and lines[0] == lines[1], r.stdout
+    assert f"{rec['metrics']['error_rate']:.4g}" in lines[0]
+    assert r.stdout.count(f"results: {out/'mnist-baseline-s0.json'}") == 2  # each rank names the one file
 
 
 @pytest.mark.skipif(HAS_ACCELERATE, reason='accelerate is installed: the fastai path above is tested instead')
