@@ -161,3 +161,34 @@ def test_cli_run_distributed(tmp_path, launcher):
 def test_plain_ddp_gloo(tmp_path):
     ranks = _launch(tmp_path, 'ddp')
     _check(ranks)
+
+
+RMAN_SCRIPT = textwrap.dedent('''
+    import json, os, sys, warnings
+    warnings.simplefilter('ignore')
+    import torch
+    torch.set_num_threads(1)
+    from torch import nn
+    from attractor_nb.train import make_learner, tensor_dls, fit_run
+    from attractor_nb.rman import RMANCallback
+    out, rank = sys.argv[1], int(os.environ['RANK'])
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 3, 8, 8), torch.randint(0, 2, (64,))
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 2))
+    cb = RMANCallback(4, layer=net[2])
+    learn = make_learner(net, tensor_dls((x, y), (x, y), bs=8), lr=0.05, cbs=[cb], progress=False, log_epochs=False)
+    fit_run(learn, 2)
+    json.dump(dict(log=cb.energy_log, m=cb.rman.m.detach().flatten().tolist()), open(f'{out}/rman{rank}.json', 'w'))
+''')
+
+
+@pytest.mark.skipif(not HAS_ACCELERATE, reason='fastai.distributed needs accelerate (pip install accelerate)')
+def test_rman_energies_are_over_all_ranks(tmp_path):
+    "RMANCallback's per-epoch energies add up the shards of every process, so each rank logs the same numbers"
+    script = tmp_path/'rman_ddp.py'
+    script.write_text(RMAN_SCRIPT)
+    _torchrun(tmp_path, script, tmp_path)
+    r0, r1 = (json.loads((tmp_path/f'rman{i}.json').read_text()) for i in (0, 1))
+    assert len(r0['log']) == 2 and r0['log'] == r1['log'], (r0['log'], r1['log'])
+    assert all(h['train_energy'] > 0 and h['valid_energy'] > 0 for h in r0['log'])
+    assert r0['m'] == r1['m']  # the attractors themselves stay in step (train.SyncExtraParams)
