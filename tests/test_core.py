@@ -57,3 +57,15 @@ def test_run_experiment_seeds_and_saves(tmp_path):
         assert rec['data'] == 'noise' and rec['experiment'] == 't-exp' and rec['config']['epochs'] == 2
     finally: del EXPERIMENTS['t-exp']
     with pytest.raises(KeyError, match='unknown experiment'): get_experiment('t-exp')
+
+
+def test_results_record_the_revision_the_run_started_from(tmp_path, monkeypatch):
+    "A long run must not claim the commit the checkout moved to while it trained"
+    import attractor_nb.core as core
+    revs = iter([dict(revision='a'*40, dirty=False), dict(revision='b'*40, dirty=True)])
+    monkeypatch.setattr(core, 'git_revision', lambda path=None: next(revs))
+    register_experiment('test-git-rev', Cfg, lambda cfg, ctx: dict(metrics=dict(x=1.0)))
+    try: rec = run_experiment('test-git-rev', scale='quick', out=tmp_path, progress=False)
+    finally: EXPERIMENTS.pop('test-git-rev', None)
+    saved = json.loads(rec['path'].read_text())
+    assert saved['git'] == dict(revision='a'*40, dirty=False)
