@@ -167,3 +167,7 @@ def test_parse_durations():
     assert d['files'] == {'tests/test_notebooks.py': pytest.approx(63.2), 'tests/test_train.py': pytest.approx(12.51)}
     assert d['tests']['tests/test_train.py::test_resume[a-b]'] == pytest.approx(12.51)
     assert parse_durations('no pytest here')['total_s'] is None
+    # `pytest -q` (what run_cpu_suite runs) ends with a bare summary line, without the ===== frame
+    q = parse_durations('12.50s call     tests/test_x.py::test_a\n453 passed, 2 skipped, 7 warnings in 660.12s (0:11:00)\n')
+    assert q['total_s'] == 660.12 and q['counts'] == {'passed': 453, 'skipped': 2, 'warnings': 7}
+    assert parse_durations('=== warnings summary ===\ntests/x.py: 2 warnings in module\n')['total_s'] is None
