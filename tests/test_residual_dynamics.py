@@ -161,13 +161,24 @@ def test_cosine_similarity_matrix():
 
 
 # ---------------------------------------------------------------- embedding
-@pytest.mark.skipif(_umap_available(), reason='umap-learn is installed, so t-SNE is not the fallback')
-def test_embedding_falls_back_to_tsne():
+def test_embedding_falls_back_to_tsne(monkeypatch):
+    "Without umap-learn (simulated: the package looks missing), 'auto' embeds with t-SNE and 'umap' names the package"
+    import attractor_nb.residual_dynamics as rd
+    monkeypatch.setattr(rd, '_umap_available', lambda: False)
     x, y = _blobs(60)
-    emb, how = embed_transients(torch.stack([x, 2*x], 1), perplexity=10)
+    emb, how = rd.embed_transients(torch.stack([x, 2*x], 1), perplexity=10)
     assert how == 'tsne' and emb.shape == (60, 2)
     assert transient_separation(emb, y) > 0.8  # three well-separated blobs stay separated
-    with pytest.raises(ImportError, match='umap-learn'): embed_transients(x, method='umap')
+    with pytest.raises(ImportError, match='umap-learn'): rd.embed_transients(x, method='umap')
+
+
+@pytest.mark.skipif(not _umap_available(), reason='umap-learn is not installed (pip install attractor_nb[umap])')
+def test_embedding_umap():
+    x, y = _blobs(60)
+    emb, how = embed_transients(torch.stack([x, 2*x], 1), seed=0)
+    assert how == 'umap' and emb.shape == (60, 2)
+    assert transient_separation(emb, y) > 0.8
+    with pytest.raises(ValueError, match='more than 15 samples, got 10'): embed_transients(x[:10], method='umap')
 
 
 def test_embedding_too_few_samples():

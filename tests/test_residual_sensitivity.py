@@ -7,7 +7,8 @@ import torch
 from attractor_nb.core import run_experiment
 from attractor_nb.residual import ResidualNet, MLPNet
 from attractor_nb.residual_dynamics import log_det_sensitivity, sensitivity_matrix
-from attractor_nb.experiments.residual_sensitivity import (SensitivityConfig, image_data, probe_set, log_det_profile,
+from attractor_nb.experiments.residual_ode import image_data
+from attractor_nb.experiments.residual_sensitivity import (SensitivityConfig, probe_set, log_det_profile,
                                                            output_sensitivity, perturbation_effect, sensitivity_report)
 from attractor_nb.experiments.residual_classify import (ClassifyConfig, transient_features, separation_scores,
                                                         readout_accuracy, cosine_contrast)
