@@ -59,3 +59,11 @@ def test_adaptive_run_tiny(tmp_path):
     h = rec['histories']['shared']
     assert len(h) == 2 and h[1]['depth'] == h[0]['new_depth'] and 1 <= h[-1]['new_depth'] <= 15
     assert rec['metrics']['final_depth_shared'] == h[-1]['new_depth']
+
+
+def test_residual_ode_per_layer(tmp_path):
+    "With one W per layer only the errors are measured (such a net cannot run 1000 layers)"
+    rec = run_experiment('residual-ode', scale='quick', out=tmp_path, device='cpu', progress=False, shared=False, **TINY)
+    assert rec['path'].name == 'residual-ode-per-layer-s0.json'
+    assert 'error_deep' not in rec['metrics'] and 0 <= rec['metrics']['mlp_error_rate'] <= 1
+    assert 'steady_states' not in rec
