@@ -17,11 +17,11 @@ import torch.nn.functional as F
 from .core import ExpConfig
 
 # %% auto #0
-__all__ = ['PAPER_NUMBERS', 'DenseDynamics', 'ResidualNet', 'MLPNet', 'ResidualConfig', 'error_rate_at', 'shared_weights',
-           'StateODE', 'MLPODE', 'integrate', 'ResidualODE', 'continuous_residuals', 'ode_vs_discrete',
-           'plot_ode_vs_discrete', 'residual_jacobian', 'stability', 'fixed_points', 'plot_phase_plane',
-           'class_steady_states', 'resnet_noise_rhs', 'mlp_noise_rhs', 'NoiseODE', 'noise_evolution', 'noise_check',
-           'plot_noise']
+__all__ = ['LR_SCHEDS', 'PAPER_NUMBERS', 'DenseDynamics', 'ResidualNet', 'MLPNet', 'ResidualConfig', 'error_rate_at',
+           'shared_weights', 'StateODE', 'MLPODE', 'integrate', 'ResidualODE', 'continuous_residuals',
+           'ode_vs_discrete', 'plot_ode_vs_discrete', 'residual_jacobian', 'stability', 'fixed_points',
+           'plot_phase_plane', 'class_steady_states', 'resnet_noise_rhs', 'mlp_noise_rhs', 'NoiseODE',
+           'noise_evolution', 'noise_check', 'plot_noise']
 
 # %% ../nbs/20_residual_ode.ipynb #80ac8a00
 def _pos_int(name:str, v) -> int:
@@ -144,6 +144,7 @@ class ResidualConfig(ExpConfig):
     mlp_gain:float = 5. # not in the paper: the MLP's orthogonal initial W is scaled by this (see `MLPNet`)
     epochs:int = 20 # not in the paper
     lr:float = 1e-3 # not in the paper (Adam)
+    lr_sched:str = 'const' # not in the paper: 'const' (Adam at `lr` throughout) or 'cos' (cosine decay from `lr` to 0 over the run)
     mlp_lr:float = 1e-4 # not in the paper: Adam's rate for the MLP; at 1064 neurons the MLP stays at chance with 1e-3 (measured)
     bs:int = 128 # not in the paper
     train_size:int = 60000 # Section 6: the MNIST training set
@@ -152,6 +153,11 @@ class ResidualConfig(ExpConfig):
     reuse_nets:bool = True # with checkpoints (paper scale): a net trained once with the same recipe and seed is loaded, not retrained
     SCALES: ClassVar[dict] = {'paper': {}, 'quick': dict(n_hidden=64, epochs=4, lr=3e-3, mlp_lr=3e-3, bs=64, train_size=3000,
                                                          valid_size=1000)}
+
+    def __post_init__(self):
+        if self.lr_sched not in LR_SCHEDS: raise ValueError(f"lr_sched={self.lr_sched!r}: expected one of {LR_SCHEDS}")
+
+LR_SCHEDS = ('const', 'cos')
 
 PAPER_NUMBERS = dict(
     error_shared=0.014, # Section 6: test error of the 15-layer ResNet with shared weights

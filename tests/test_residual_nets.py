@@ -17,12 +17,21 @@ def test_net_id_depends_on_training_fields_only():
     ids = {net_id(c.replace(**{k: v})) for k, v in dict(lr=1e-2, bs=32, seed=1, data='fashion-mnist', shared=False).items()}
     assert len(ids | {net_id(c)}) == 6
     assert net_id(c, 'mlp').startswith('mlp-shared-mnist-s0-')
+    assert net_id(c.replace(lr_sched='cos')) != net_id(c)
+    # the constant rate adds nothing to the hash: nets trained before `lr_sched` existed keep their ids
+    assert net_id(ResidualConfig(shared=False)) == 'resnet-per-layer-mnist-s0-4b6aab7abd'
     with pytest.raises(ValueError, match="kind='cnn'"): net_id(c, 'cnn')
 
 
 def test_result_names():
     assert result_name(ResidualConfig()) == 'residual-ode-s0'
     assert result_name(ResidualConfig(shared=False, data='fashion-mnist', seed=4), 'residual-noise') == 'residual-noise-per-layer-fashion-mnist-s4'
+    assert result_name(ResidualConfig(lr_sched='cos'), 'residual-adaptive') == 'residual-adaptive-cos-s0'
+
+
+def test_lr_sched_is_checked():
+    with pytest.raises(ValueError, match="lr_sched='linear'"): ResidualConfig(lr_sched='linear')
+    with pytest.raises(ValueError, match="lr_sched='step'"): AdaptiveConfig(lr_sched='step')  # subclasses keep the check
 
 
 def test_experiments_share_nets(tmp_path):

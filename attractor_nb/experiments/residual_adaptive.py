@@ -31,6 +31,7 @@ class AdaptiveConfig(ResidualConfig):
     SCALES: ClassVar[dict] = {'paper': {}, 'quick': {**ResidualConfig.SCALES['quick'], 'epochs': 8}}
 
     def __post_init__(self):
+        super().__post_init__()
         for k in ('max_remove', 'n_criterion'):
             v, lo = getattr(self, k), 0 if k == 'max_remove' else 1
             if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:

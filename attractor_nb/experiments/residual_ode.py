@@ -12,13 +12,15 @@ from pathlib import Path
 import torch
 
 from ..core import RunContext, register_experiment, set_seed, dist_info
+from fastai.callback.schedule import SchedCos
 from ..train import tensor_dls, make_learner, fit_run, final_metrics, last_checkpoint
 from ..residual import (ResidualConfig, PAPER_NUMBERS, ResidualNet, MLPNet, error_rate_at, ode_vs_discrete,
                                    plot_ode_vs_discrete, class_steady_states, noise_check)
 
 # %% auto #0
 __all__ = ['DATA_SETS', 'FASHION_MEAN', 'FASHION_STD', 'NET_FIELDS', 'mnist_data', 'image_data', 'data_note', 'build_net',
-           'net_id', 'store_lock', 'train_net', 'run', 'result_name', 'paper_scale_table', 'paper_scale_figures']
+           'net_id', 'store_lock', 'lr_schedule', 'train_net', 'run', 'result_name', 'paper_scale_table',
+           'paper_scale_figures']
 
 # %% ../../nbs/20a_residual_ode_experiment.ipynb #7eda6a3b
 DATA_SETS = ('mnist', 'fashion-mnist')
@@ -66,6 +68,7 @@ def net_id(cfg:ResidualConfig, kind:str='resnet') -> str:
     "Name of the net `train_net(cfg, ..., kind)` trains: kind, weights, data, seed and a hash of `NET_FIELDS`"
     if kind not in ('resnet', 'mlp'): raise ValueError(f"kind={kind!r}: expected 'resnet' or 'mlp'")
     fields = NET_FIELDS + (('mlp_lr',) if kind == 'mlp' else ())  # the MLP has its own learning rate
+    fields += ('lr_sched',) if cfg.lr_sched != 'const' else ()  # nets trained before schedules existed keep their names
     spec = json.dumps({**{f: getattr(cfg, f) for f in fields}, 'kind': kind}, sort_keys=True)
     return f"{kind}-{'shared' if cfg.shared else 'per-layer'}-{cfg.data}-s{cfg.seed}-{hashlib.sha256(spec.encode()).hexdigest()[:10]}"
 
@@ -99,6 +102,10 @@ def store_lock(folder:Path, # a stored net's checkpoint folder
     finally:
         if lock.exists() and lock.read_text().strip() == me: lock.unlink()
 
+def lr_schedule(cfg:ResidualConfig, lr:float):
+    "fastai schedule for `cfg.lr_sched` starting at `lr` (None: constant)"
+    return None if cfg.lr_sched == 'const' else SchedCos(lr, 0.)
+
 def train_net(cfg:ResidualConfig, # sizes and training recipe
               data:tuple, # ((x_train, y_train), (x_valid, y_valid)) as from `image_data`
               kind:str='resnet', # 'resnet' or 'mlp'
@@ -118,7 +125,7 @@ def train_net(cfg:ResidualConfig, # sizes and training recipe
         dls = tensor_dls(*data, bs=cfg.bs, device=ctx.device)
         lr = cfg.mlp_lr if kind == 'mlp' else cfg.lr
         learn = make_learner(build_net(cfg, kind), dls, opt='adam', lr=lr, progress=ctx.progress, cbs=cbs)
-        fit_run(learn, cfg.epochs, ctx=ctx)
+        fit_run(learn, cfg.epochs, ctx=ctx, sched=lr_schedule(cfg, lr))
     learn.net_info = dict(id=nid, loaded=bool(ck and ck['epoch'] + 1 >= cfg.epochs),
                           train_seconds=sum(h.get('seconds', 0) for h in learn.history), checkpoints=str(ctx.ckpt_dir) if ctx.ckpt_dir else None)
     return learn
@@ -169,8 +176,9 @@ def run(cfg:ResidualConfig, ctx:RunContext) -> dict:
                 data=data_note(cfg))
 
 def result_name(cfg:ResidualConfig, stem:str='residual-ode') -> str:
-    "`<stem>[-per-layer][-fashion-mnist]-s<seed>`: the paper's shared-weight MNIST net needs no suffix"
-    return f"{stem}{'' if cfg.shared else '-per-layer'}{'' if cfg.data == 'mnist' else '-' + cfg.data}-s{cfg.seed}"
+    "`<stem>[-per-layer][-fashion-mnist][-cos]-s<seed>`: the paper's shared-weight MNIST net at a constant rate needs no suffix"
+    return (f"{stem}{'' if cfg.shared else '-per-layer'}{'' if cfg.data == 'mnist' else '-' + cfg.data}"
+            f"{'' if cfg.lr_sched == 'const' else '-' + cfg.lr_sched}-s{cfg.seed}")
 
 register_experiment('residual-ode', ResidualConfig, run,
                     'logistic ResNet (shared W, or per-layer) read as an ODE: Eq. 3, steady states, noise Eqs. 5-8; MNIST or Fashion-MNIST',
