@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/data.html.md"""
 
 # %% ../nbs/01_data.ipynb #a6801041
 from __future__ import annotations
-import difflib, gzip, hashlib, io, os, pickle, re, shutil, struct, sys, tarfile, tempfile, urllib.error, urllib.request, zipfile, zlib
+import difflib, gzip, hashlib, io, numbers, os, pickle, re, shutil, struct, sys, tarfile, tempfile, urllib.error, urllib.request, zipfile, zlib
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -22,9 +22,9 @@ __all__ = ['SYSTEM_DATA_DIRS', 'DATASETS', 'IDX_IMAGES', 'IDX_LABELS', 'FASHION_
            'DataNotFoundError', 'CorruptDataError', 'UnknownDataSet', 'cache_dir', 'data_search_paths', 'DataFile',
            'file_digest', 'verify_file', 'DataSet', 'register_dataset', 'get_dataset', 'find_dataset', 'dataset_files',
            'download_dataset', 'extract_archive', 'save_cached', 'load_cached', 'read_idx', 'load_mnist',
-           'load_fashion_mnist', 'CifarData', 'read_cifar_python', 'read_cifar_jpeg', 'load_cifar10', 'load_cifar100',
-           'fsdd_files', 'load_audio', 'use_nltk_data', 'brown_tagged_sents', 'load_glove', 'glove_file',
-           'load_glove_kumo', 'dataset_table']
+           'load_fashion_mnist', 'fixed_subset', 'CifarData', 'read_cifar_python', 'read_cifar_jpeg', 'load_cifar10',
+           'load_cifar100', 'fsdd_files', 'load_audio', 'use_nltk_data', 'brown_tagged_sents', 'load_glove',
+           'glove_file', 'load_glove_kumo', 'dataset_table']
 
 # %% ../nbs/01_data.ipynb #5768c1da
 class DataNotFoundError(FileNotFoundError):
@@ -440,6 +440,16 @@ register_dataset('fashion-mnist', 'fashion-mnist',
                  how='offline on Debian or Ubuntu: apt-get install dataset-fashion-mnist (it installs /usr/share/datasets/fashion-mnist, which is searched)',
                  citation='H. Xiao, K. Rasul, R. Vollgraf, Fashion-MNIST: a Novel Image Dataset for Benchmarking Machine Learning Algorithms, arXiv:1708.07747, 2017',
                  license='MIT (the repository; Debian: Expat)')
+
+# %% ../nbs/01_data.ipynb #6dd009f3
+def fixed_subset(n_total:int, # size of the full split
+                 n:int, # how many items to keep: 1..n_total
+                 name:str='size', # the argument's name, for the error message
+                ) -> torch.Tensor:
+    "Indices of a fixed random subset of `n` of `n_total` items: the same in every run; all, in order, when `n == n_total`"
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 0 < n <= n_total:
+        raise ValueError(f"{name}={n!r}: expected an integer in 1..{n_total}")
+    return torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[:n] if n < n_total else torch.arange(n_total)
 
 # %% ../nbs/01_data.ipynb #c18dff25
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')

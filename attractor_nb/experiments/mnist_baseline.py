@@ -34,17 +34,13 @@ class MNISTBaselineConfig(ExpConfig):
     SCALES: ClassVar[dict] = {'paper': {}, 'quick': dict(epochs=2, train_size=5000, valid_size=2000)}
 
 # %% ../../nbs/04_mnist_baseline.ipynb #52681c71
-def _subset(n_total:int, n:int) -> torch.Tensor:
-    if not 0 < n <= n_total: raise ValueError(f"size={n}: expected 1..{n_total}")
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[:n] if n < n_total else torch.arange(n_total)
-
 def mnist_tensors(train_size:int=60000, valid_size:int=10000, root=None):
     "Flattened, normalised MNIST tensors: ((x_train, y_train), (x_valid, y_valid))"
-    from attractor_nb.data import load_mnist
+    from attractor_nb.data import load_mnist, fixed_subset
     out = []
     for split, n in (('train', train_size), ('test', valid_size)):
         x, y = load_mnist(split, root=root)
-        i = _subset(len(x), n)
+        i = fixed_subset(len(x), n, 'train_size' if split == 'train' else 'valid_size')
         out.append((((x[i].float()/255 - MNIST_MEAN)/MNIST_STD).flatten(1), y[i]))
     return tuple(out)
 

@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/residual_ode_experiment.html.m
 
 # %% ../../nbs/20a_residual_ode_experiment.ipynb #603ffee9
 from __future__ import annotations
-import contextlib, dataclasses, hashlib, json, numbers, os, socket, time
+import contextlib, dataclasses, hashlib, json, os, socket, time
 from pathlib import Path
 
 import torch
@@ -31,22 +31,17 @@ def mnist_data(cfg:ResidualConfig):
     from attractor_nb.experiments.mnist_baseline import mnist_tensors
     return mnist_tensors(cfg.train_size, cfg.valid_size)
 
-def _fixed_subset(n_total:int, n:int) -> torch.Tensor:
-    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 0 < n <= n_total:
-        raise ValueError(f"size={n!r}: expected 1..{n_total}")
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[:n] if n < n_total else torch.arange(n_total)
-
 def image_data(cfg:ResidualConfig, # any config with `train_size`, `valid_size` and (optionally) `data`
               ) -> tuple:
     "((x_train, y_train), (x_valid, y_valid)) of `cfg.data` at `cfg`'s sizes, flattened and normalised"
     name = getattr(cfg, 'data', 'mnist')
     if name not in DATA_SETS: raise ValueError(f"data={name!r}: expected one of {', '.join(map(repr, DATA_SETS))}")
     if name == 'mnist': return mnist_data(cfg)
-    from attractor_nb.data import load_fashion_mnist
+    from attractor_nb.data import load_fashion_mnist, fixed_subset
     out = []
     for split, n in (('train', cfg.train_size), ('test', cfg.valid_size)):
         x, y = load_fashion_mnist(split)
-        i = _fixed_subset(len(x), n)
+        i = fixed_subset(len(x), n, 'train_size' if split == 'train' else 'valid_size')
         out.append((((x[i].float()/255 - FASHION_MEAN)/FASHION_STD).flatten(1), y[i]))
     return tuple(out)
 

@@ -154,9 +154,6 @@ def result_name(cfg:RMANCifarConfig) -> str:
     return f"rman-{cfg.data}-{cfg.arch}-h{cfg.h}-s{cfg.seed}"
 
 # %% ../../nbs/13_rman_cifar.ipynb #2699a6cc
-def _subset(n_total:int, n:int) -> torch.Tensor:
-    return torch.randperm(n_total, generator=torch.Generator().manual_seed(0))[:n] if n < n_total else torch.arange(n_total)
-
 def data_label(data:str, source:str) -> str:
     "Which copy of the data the numbers come from, as stored in results files"
     if data == 'cifar100': return 'CIFAR-100 python archive (original pixels)'
@@ -169,15 +166,14 @@ def cifar_tensors(data:str='cifar10', # 'cifar10' or 'cifar100'
                   root=None, # an explicit data root, tried first
                  ) -> dict:
     "uint8 image tensors of both splits: dict(train=(x, y), valid=(x, y), classes=..., source=..., label=...)"
-    from attractor_nb.data import load_cifar10, load_cifar100
+    from attractor_nb.data import load_cifar10, load_cifar100, fixed_subset
     if data == 'cifar10': load = lambda s: load_cifar10(s, root=root, source=source)
     elif data == 'cifar100': load = lambda s: load_cifar100(s, root=root)
     else: raise ValueError(f"data={data!r}: expected 'cifar10' or 'cifar100'")
     res = {}
     for key, split, n in (('train', 'train', train_size), ('valid', 'test', valid_size)):
         d = load(split)
-        if not 0 < n <= len(d.x): raise ValueError(f"{key}_size={n}: expected 1..{len(d.x)}")
-        i = _subset(len(d.x), n)
+        i = fixed_subset(len(d.x), n, f'{key}_size')
         res[key] = (d.x[i], d.y[i])
     res.update(classes=list(d.classes), source=d.source, label=data_label(data, d.source))
     return res
