@@ -19,7 +19,7 @@ __all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'set_seed', '
            'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root', 'results_dir',
            'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results', 'load_results',
            'summarise', 'RunContext', 'Experiment', 'UnknownExperiment', 'register_experiment', 'list_experiments',
-           'get_experiment', 'limit_heap_growth', 'run_experiment']
+           'get_experiment', 'limit_heap_growth', 'flush_denormals', 'run_experiment']
 
 # %% ../nbs/00_core.ipynb #a684d6fd
 def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU)
@@ -384,6 +384,12 @@ def limit_heap_growth(threshold:int=65536, # bytes: blocks this large or larger 
         return bool(ctypes.CDLL('libc.so.6').mallopt(-3, int(threshold)))  # M_MMAP_THRESHOLD
     except (OSError, AttributeError): return False  # not glibc (e.g. musl)
 
+# %% ../nbs/00_core.ipynb #560873a7
+def flush_denormals(on:bool=True, # True: subnormal floats become 0 on the CPU; False: IEEE behaviour
+                   ) -> bool:
+    "Turn flushing of subnormal floats on the CPU on or off; False where the CPU cannot (then nothing changes)"
+    return torch.set_flush_denormal(on)
+
 # %% ../nbs/00_core.ipynb #a89a4997
 def run_experiment(name:str, # a registered experiment
                    scale:str='quick', # a scale of its config
@@ -398,6 +404,7 @@ def run_experiment(name:str, # a registered experiment
                   ) -> dict:
     "Run experiment `name` at `scale` with `seed`, save `results/<name>.json` and return the results record"
     limit_heap_growth()
+    flush_denormals()
     exp = get_experiment(name)
     cfg = exp.config.at_scale(scale, seed=seed, **overrides)
     dev = get_device(device)

@@ -31,7 +31,7 @@ with warnings.catch_warnings():  # fastai's module imports the deprecated `torch
     warnings.simplefilter('ignore', FutureWarning)
     from fastai.callback.channelslast import ChannelsLast
 
-from .core import RunContext, dist_info, is_main_process, set_seed
+from .core import RunContext, dist_info, is_main_process, set_seed, flush_denormals
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TensorBatches', 'tensor_dls', 'multistep_sched', 'EpochHistory', 'NaNGuard', 'DeviceMixedPrecision',
@@ -184,8 +184,10 @@ def make_learner(model:nn.Module, # a plain `nn.Module`
                  precision:str='fp32', # 'fp32', or 'bf16'/'fp16' autocast (see `fast_path_cbs`)
                  channels_last:bool=False, # model in the channels-last memory format
                  compile:bool|str=False, # `torch.compile` the model: True, or a mode such as 'max-autotune'
+                 flush_denormal:bool=True, # subnormal floats count as 0 on the CPU (`core.flush_denormals`; a process-wide setting)
                 ) -> Learner:
     "A fastai `Learner` with the project's defaults: history, NaN guard, SGD with momentum; fast paths on request"
+    if flush_denormal: flush_denormals()
     if opt == 'sgd': opt_func = partial(SGD, mom=mom)
     elif opt == 'adam': opt_func = Adam
     elif callable(opt): opt_func = opt
