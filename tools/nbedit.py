@@ -60,7 +60,7 @@ def insert(nb, after:str, source:str, cell_type:str='code'):
 
 def run(nb):
     "Execute the notebook in nbs/ (as the docs show it, outputs saved), then nbdev-clean it"
-    from execnb.nbio import read_nb, write_nb
+    from fastcore.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
     p = path(nb)
     t = time.time()
