@@ -622,6 +622,10 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
                     metric = r.get('metric', t['metric'])  # a row may read its own (e.g. nested) metric
                     vals = [{**x, 'metrics': {metric: _metric(x, metric)}} for x in hit
                             if isinstance(_metric(x, metric), (int, float))]
+                    if not vals and hit:  # ran, but the metric is null: what null means there (e.g. 'never, up to 1')
+                        what = r.get('null_means', t.get('null_means', 'no value'))
+                        cells.append(f'<span class="r-paper">{paper}</span><br><span class="r-here">{what} (n={len(hit)})</span>')
+                        continue
                     if not vals:
                         missing.append(pat)
                         cells.append(f'<span class="r-paper">{paper}</span><br><span class="r-none">not yet run</span>')
