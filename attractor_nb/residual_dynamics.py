@@ -33,7 +33,7 @@ class TransientsConfig(ResidualConfig):
     noise_amplitudes:tuple = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 0.5, 1.) # Figure 4: max amplitudes 1e-3 to 1 (log axis; the grid is ours)
     n_realisations:int = 10 # Section 6: 10 independent realisations of the input noise
     n_embed:int = 500 # samples in the 2-D embedding of the transients (Figure 6A; not in the paper)
-    SCALES: ClassVar[dict] = {'paper': {}, 'quick': {**ResidualConfig.SCALES['quick'], 'epochs': 6, 'n_per_class': 50,
+    SCALES: ClassVar[dict] = {'paper': {**ResidualConfig.SCALES['paper']}, 'quick': {**ResidualConfig.SCALES['quick'], 'epochs': 6, 'n_per_class': 50,
                                                      'n_embed': 300}}
 
 # %% ../nbs/21_residual_transients.ipynb #d31d771b

@@ -34,6 +34,18 @@ def test_lr_sched_is_checked():
     with pytest.raises(ValueError, match="lr_sched='step'"): AdaptiveConfig(lr_sched='step')  # subclasses keep the check
 
 
+def test_paper_scale_decays_the_rate():
+    "every residual experiment's paper scale uses the cosine rate, its quick scale the constant one, so they share nets"
+    from attractor_nb.residual_dynamics import TransientsConfig
+    from attractor_nb.experiments.residual_classify import ClassifyConfig
+    from attractor_nb.experiments.residual_sensitivity import SensitivityConfig
+    for C in (ResidualConfig, TransientsConfig, AdaptiveConfig, ClassifyConfig, SensitivityConfig):
+        assert (C.at_scale('paper').lr_sched, C.at_scale('quick').lr_sched) == ('cos', 'const'), C.__name__
+    c = ResidualConfig.at_scale('paper')
+    assert result_name(c) == 'residual-ode-cos-s0'
+    assert net_id(c) == net_id(ClassifyConfig.at_scale('paper'))  # residual-classify reuses residual-ode's paper net
+
+
 def test_experiments_share_nets(tmp_path):
     "residual-noise loads the nets residual-ode trained (same seed and recipe): same weights, no second training"
     kw = dict(scale='quick', out=tmp_path/'results', checkpoints=tmp_path/'ck', device='cpu', progress=False, **TINY)

@@ -28,7 +28,7 @@ class AdaptiveConfig(ResidualConfig):
     with_shared:bool = True # Section 7: the shared-weight net (paper: 5 layers, accuracy unchanged)
     with_per_layer:bool = True # Section 7: the per-layer net (paper: 3 layers, 1.7% error)
     compare_full:bool = True # also train (or load) the same net without adaptive depth, as the reference accuracy
-    SCALES: ClassVar[dict] = {'paper': {}, 'quick': {**ResidualConfig.SCALES['quick'], 'epochs': 8}}
+    SCALES: ClassVar[dict] = {'paper': {**ResidualConfig.SCALES['paper']}, 'quick': {**ResidualConfig.SCALES['quick'], 'epochs': 8}}
 
     def __post_init__(self):
         super().__post_init__()

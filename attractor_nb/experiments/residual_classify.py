@@ -28,7 +28,7 @@ __all__ = ['ClassifyConfig', 'transient_features', 'separation_scores', 'readout
 class ClassifyConfig(TransientsConfig):
     "`TransientsConfig` plus how the transients are embedded, for Figure 6"
     embed_method:str = 'auto' # Figure 6A: UMAP; 'auto' falls back to t-SNE when umap-learn is not installed
-    SCALES: ClassVar[dict] = {'paper': {}, 'quick': {**TransientsConfig.SCALES['quick'], 'n_embed': 500}}
+    SCALES: ClassVar[dict] = {'paper': {**TransientsConfig.SCALES['paper']}, 'quick': {**TransientsConfig.SCALES['quick'], 'n_embed': 500}}
 
 # %% ../../nbs/24_transients_classify.ipynb #5c000d5f
 @torch.no_grad()

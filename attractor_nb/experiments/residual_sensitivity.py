@@ -29,7 +29,7 @@ class SensitivityConfig(TransientsConfig):
     n_sens:int = 200 # Appendix A gives no sample size: Figure 2's 200 test samples, 20 of each class
     perturb_eps:tuple = (0.01, 0.1, 0.5) # not in the paper: max amplitudes of the uniform noise added to y(s) in the direct test
     with_per_layer:bool = True # Section 6's second net (one W per layer), for contrast; Appendix A analyses the shared one
-    SCALES: ClassVar[dict] = {'paper': {}, 'quick': {**TransientsConfig.SCALES['quick']}}
+    SCALES: ClassVar[dict] = {'paper': {**TransientsConfig.SCALES['paper']}, 'quick': {**TransientsConfig.SCALES['quick']}}
 
 def probe_set(x:torch.Tensor, y:torch.Tensor, n:int) -> tuple[torch.Tensor, torch.Tensor]:
     "The first n // C samples of each of the C classes, class by class"
