@@ -85,13 +85,15 @@ def test_results_page_sets_runs_beside_paper(tmp_path):
 def test_results_page_null_metric_is_not_missing(tmp_path):
     "A run whose metric is null (residual-noise: no amplitude misclassifies) shows the table's null_means, not 'not yet run'"
     from attractor_nb.core import save_results
-    save_results('residual-noise-s0', metrics=dict(onset_resnet_input=None, onset_mlp_input=0.3, crossover_input=None),
-                 config=dict(seed=0, scale='paper'), experiment='residual-noise', out=tmp_path)
+    save_results('residual-noise-cos-s0', metrics=dict(onset_resnet_input=None, onset_mlp_input=0.3, crossover_input=None),
+                 config=dict(seed=0, scale='paper', lr_sched='cos'), experiment='residual-noise', out=tmp_path)
     md, problems = docs.results_markdown(tmp_path/'site', folder=tmp_path)
     assert not problems, problems
     row = lambda start: next(l for l in md.split('\n') if l.startswith(start))
     assert 'never, up to 1 (n=1)' in row('| ResNet, shared W') and 'not yet run' not in row('| ResNet, shared W')
     assert '0.30 (n=1)' in row('| MLP, shared W')
+    assert 'not yet run' in row('| ResNet, constant rate')  # the constant-rate run (residual-noise-s0) is its own row
+    assert md.count('`residual-noise-s*.json`') == 1  # a missing file is listed once, however many of its cells are missing
 
 def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     "A CPU run on a reduced budget (results/reduced/) is listed in its own section and never fills a Table 1 cell"

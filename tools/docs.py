@@ -642,7 +642,7 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
             out.append(_table(head, rows))
             if missing:
                 out.append(f'??? note "Not yet run: {len(missing)} of {len(t["rows"]) * len(cols)} cells"\n' +
-                           '\n'.join(f'    - `{p}.json`' for p in missing))
+                           '\n'.join(f'    - `{p}.json`' for p in dict.fromkeys(missing)))  # each file once
 
     out.append('## All paper-scale runs {#all-runs}')
     if not recs: out.append('None yet.')
