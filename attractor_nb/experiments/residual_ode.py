@@ -184,6 +184,7 @@ def paper_scale_table(pattern:str, # glob of results-file stems in `results/`, e
                       keys:dict|None=None, # {row label: metric key}; default: every metric of the first run
                       paper:dict|None=None, # {row label: the paper's value}
                       out=None, # results folder (default: the paper-scale one)
+                      null_means:dict|None=None, # {row label: what a run's None means there}, e.g. 'never (up to 1)'
                      ):
     "Paper-scale results matching `pattern` side by side (rows: measures, columns: runs) after the paper's values; None when none ran"
     import pandas as pd
@@ -193,6 +194,11 @@ def paper_scale_table(pattern:str, # glob of results-file stems in `results/`, e
     keys = keys or {k: k for k in recs[0]['metrics']}
     show = lambda v: str(v) if isinstance(v, (list, tuple)) else v
     df = pd.DataFrame({r['name']: [show(r['metrics'].get(k)) for k in keys.values()] for r in recs}, index=pd.Index(list(keys), name='measure'))
+    if null_means:  # a None that is a finding, not a missing value
+        bad = [k for k in null_means if k not in keys]
+        if bad: raise ValueError(f"null_means={bad}: not rows of the table ({list(keys)})")
+        df = df.astype(object)
+        for k, text in null_means.items(): df.loc[k] = [text if v is None or v != v else v for v in df.loc[k]]
     if paper: df.insert(0, 'paper', [show(paper.get(k)) for k in keys])
     return df
 
