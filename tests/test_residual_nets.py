@@ -35,7 +35,7 @@ def test_lr_sched_is_checked():
 
 
 def test_paper_scale_decays_the_rate():
-    "every residual experiment's paper scale uses the cosine rate, its quick scale the constant one, so they share nets"
+    "every residual experiment's paper scale uses the cosine rate (so they all share residual-ode's paper nets), its quick scale the constant one"
     from attractor_nb.residual_dynamics import TransientsConfig
     from attractor_nb.experiments.residual_classify import ClassifyConfig
     from attractor_nb.experiments.residual_sensitivity import SensitivityConfig
