@@ -20,7 +20,7 @@ from .train import EpochHistory
 
 # %% auto #0
 __all__ = ['SDRNN', 'SDRNNClassifier', 'ReplicatedAdam', 'sdrnn_modules', 'recording', 'SDRNNTrainer', 'replicated_loss',
-           'replicated_metric']
+           'replicated_metric', 'resize_replications', 'take_replications', 'put_replications']
 
 # %% ../nbs/31_sdrnn.ipynb #8d58db3a
 _GATES = {'tanh': 1, 'gru': 3}
@@ -319,6 +319,7 @@ class SDRNNTrainer(Callback):
         if not ridge >= 0: raise ValueError(f"ridge={ridge!r}: expected a weight >= 0")
         store_attr()
         self.dopt, self.gens, self.denoise_log, self.batch_losses, self._pending, self._params = None, None, [], [], None, None
+        self.active = None  # the replications still in the model (indices into all R) when solved ones were dropped
 
 # %% ../nbs/31_sdrnn.ipynb #92f5d3ac
 @patch
@@ -339,6 +340,11 @@ def before_fit(self:SDRNNTrainer):
 
 @patch
 def before_epoch(self:SDRNNTrainer): self._losses, self._steps = [], []
+
+@patch
+def set_active(self:SDRNNTrainer, active:list|None=None): # indices into all R replications, or None for all
+    "Draw noise only for the replications `active`, after the model dropped the others (see `take_replications`)"
+    self.active = None if active is None else [int(i) for i in active]
 
 @patch
 def before_step(self:SDRNNTrainer):
@@ -362,7 +368,9 @@ def states(self:SDRNNTrainer, xb:tuple) -> list:
 @patch
 def _noise(self:SDRNNTrainer, X:torch.Tensor) -> torch.Tensor:
     "Standard-normal noise shaped like X, replication r drawn from generator r"
-    if self.R: return torch.stack([torch.randn(X.shape[1:], generator=g, device=X.device, dtype=X.dtype) for g in self.gens])
+    if self.R:
+        gens = self.gens if self.active is None else [self.gens[i] for i in self.active]
+        return torch.stack([torch.randn(X.shape[1:], generator=g, device=X.device, dtype=X.dtype) for g in gens])
     return torch.randn(X.shape, generator=self.gens[0], device=X.device, dtype=X.dtype)
 
 @patch
@@ -398,7 +406,9 @@ def denoise_batch(self:SDRNNTrainer, xb:tuple):
 def after_epoch(self:SDRNNTrainer):
     if not getattr(self, '_losses', None): return
     per = torch.stack(self._losses).float().mean(0)
-    row = dict(epoch=self.epoch, denoise_loss=per.mean().item(), denoise_steps=sum(self._steps)/len(self._steps))
+    if self.active is not None:  # dropped replications (stopped) have no loss this epoch: NaN
+        per = per.new_full((len(self.gens),), float('nan')).index_copy_(0, torch.tensor(self.active, device=per.device), per)
+    row = dict(epoch=self.epoch, denoise_loss=per.nanmean().item(), denoise_steps=sum(self._steps)/len(self._steps))
     if self.R: row['denoise_loss_per_replication'] = per.tolist()
     self.denoise_log.append(row)
     h = getattr(self.learn, 'history', None)
@@ -436,3 +446,54 @@ def replicated_metric(metric): # a metric `metric(pred, *targets)` of one model
     def _metric(pred, *yb): return torch.stack([torch.as_tensor(metric(p, *yb)).float() for p in pred.unbind(0)]).mean()
     _metric.__name__ = getattr(metric, '__name__', 'metric')
     return _metric
+
+# %% ../nbs/31_sdrnn.ipynb #e7cd956d
+@torch.no_grad()
+def resize_replications(model:nn.Module, # a replicated model: every parameter has the leading replication dimension
+                        param_fn, # (name, data (R, ...)) -> new data (R', ...) of each parameter
+                        state_fn=None, # (R, ...) -> (R', ...): each optimiser state tensor with the replication dimension
+                        optimizers=(), # PyTorch or fastai optimisers of (some of) the model's parameters
+                       ) -> int:
+    "Change the number of replications of `model` in place (same parameter objects, new data); return the new R"
+    R = getattr(model, 'replications', None)
+    if not R: raise ValueError("model: expected a replicated model (its `replications` is None)")
+    named = dict(model.named_parameters())
+    bad = [n for n, p in named.items() if p.dim() == 0 or p.shape[0] != R]
+    if bad: raise ValueError(f"model: parameters without the leading replication dimension {R}: {', '.join(bad)}")
+    new_R = R
+    for n, p in named.items():
+        old = p.shape
+        p.data, p.grad = param_fn(n, p.data), None
+        new_R = p.shape[0]
+        for opt in optimizers:
+            st = opt.state.get(p)
+            if not st or state_fn is None: continue
+            for k, v in st.items():  # Adam's moments (shaped like p) and per-replication step counts (R,)
+                if torch.is_tensor(v) and v.dim() and v.shape[0] == R and (v.shape == old or v.dim() == 1): st[k] = state_fn(v)
+    for m in model.modules():
+        if getattr(m, 'replications', None): m.replications = new_R
+    return new_R
+
+def _rows(idx, t): return torch.as_tensor(idx, dtype=torch.long, device=t.device)
+
+def take_replications(model:nn.Module, # a replicated model
+                      keep, # indices of the replications to keep, in their new order
+                      optimizers=(), # optimisers whose state follows
+                     ) -> int:
+    "Keep only the replications `keep` of `model` and of its optimisers' state; return the new R"
+    keep = torch.as_tensor(keep, dtype=torch.long)
+    if keep.dim() != 1 or not len(keep): raise ValueError(f"keep={keep.tolist()}: expected a non-empty list of replication indices")
+    take = lambda t: t[_rows(keep, t)].clone()
+    return resize_replications(model, lambda n, t: take(t), take, optimizers)
+
+def put_replications(model:nn.Module, # a model reduced by `take_replications`
+                     at, # where its current replications go among all R (the `keep` that reduced it)
+                     full:dict, # parameter name -> full-size (R, ...) values for the rows not in `at`
+                     optimizers=(), # optimisers whose state follows (the other rows' state starts at zero)
+                    ) -> int:
+    "Grow `model` back to the replications of `full`, its current ones at rows `at`; return the new R"
+    cur = getattr(model, 'replications', None)
+    if cur is None or len(at) != cur: raise ValueError(f"at: {len(at)} indices for a model with replications={cur}")
+    R = len(next(iter(full.values())))
+    grow = lambda base, t: base.to(t).clone().index_copy_(0, _rows(at, t), t)
+    return resize_replications(model, lambda n, t: grow(full[n], t), lambda t: grow(t.new_zeros((R,) + t.shape[1:]), t), optimizers)

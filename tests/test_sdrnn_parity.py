@@ -121,3 +121,59 @@ def test_stops_when_all_solved_and_resumes(tmp_path):
     again = run_experiment('sdrnn-parity', resume=True, **kw)
     assert len(again['history']) == len(rec['history'])
     assert again['replications'] == rec['replications']
+
+
+def _train(compact, ckpt=None, resume=False, kill_at=None, cell='tanh', model='sdrnn'):
+    from fastai.callback.core import Callback
+    task = parity(bits=3, n_train=6, n_noisy=1, seed=0)
+    cfg = SDRNNParityConfig.at_scale('quick', model=model, cell=cell, bits=3, n_train=6, n_noisy=1, replications=6,
+                                     epochs=60, lr=0.05, iters=3)
+    import attractor_nb.experiments.sdrnn_parity as sp
+    orig = sp.BestTrainAccuracy
+    class BTA(orig):
+        def __init__(self, *a, **k): super().__init__(*a, compact=compact, **k)
+        def after_epoch(self):
+            super().after_epoch()
+            self.sizes = getattr(self, 'sizes', []) + [self.learn.model.replications]
+            if kill_at is not None and self.epoch == kill_at: raise RuntimeError('killed')
+    sp.BestTrainAccuracy = BTA
+    try:
+        from attractor_nb.core import RunContext
+        ctx = None if ckpt is None else RunContext(ckpt_dir=ckpt, resume=resume)
+        model_, learn = train_parity_model(model, task, cfg, ctx)
+    finally: sp.BestTrainAccuracy = orig
+    best = next(cb for cb in learn.cbs if isinstance(cb, BTA))
+    return model_, learn, best, task
+
+
+@pytest.mark.parametrize('cell', ['tanh', 'gru'])
+def test_dropping_stopped_replications_changes_nothing(cell):
+    "compact=True drops replications as they reach 100% and puts them back at the end: same weights, epochs and accuracies"
+    m0, l0, b0, task = _train(False, cell=cell)
+    m1, l1, b1, _ = _train(True, cell=cell)
+    assert b0.sizes[0] == 6 and min(b1.sizes) < 6, b1.sizes  # replications were dropped during the fit...
+    assert 0 < int(b1.solved.sum()) and m1.replications == 6  # ...and are all back after it
+    assert torch.equal(b0.best_epoch, b1.best_epoch) and torch.equal(b0.best_acc, b1.best_acc)
+    for (n, p), q in zip(m0.named_parameters(), m1.parameters()): torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4, msg=n)
+    assert [h['train_accuracy'] for h in l0.history] == pytest.approx([h['train_accuracy'] for h in l1.history])
+    d0 = [h['denoise_loss'] for h in l0.history]
+    d1 = [h['denoise_loss'] for h in l1.history]
+    assert len(d0) == len(d1) and d0[0] == pytest.approx(d1[0])  # later epochs average over fewer replications
+    tr = l1.sdrnn_trainer.denoise_log[-1]['denoise_loss_per_replication']
+    assert sum(math.isnan(v) for v in tr) == 6 - min(b1.sizes)
+
+
+def test_dropped_replications_resume(tmp_path):
+    "A compacting run killed after some replications were dropped resumes to the uninterrupted result"
+    m0, l0, b0, _ = _train(True, ckpt=tmp_path/'a', cell='gru')
+    kill = next(i for i, s in enumerate(b0.sizes) if s < 6) + 2
+    assert kill < len(b0.sizes) - 1
+    with pytest.raises(RuntimeError, match='killed'): _train(True, ckpt=tmp_path/'b', kill_at=kill, cell='gru')
+    from attractor_nb.train import last_checkpoint
+    ck = last_checkpoint(tmp_path/'b'/'sdrnn')
+    assert ck['callbacks']['BTA']['active'] is not None and ck['model']['weight'].shape[0] == 6  # full-size model state
+    m1, l1, b1, _ = _train(True, ckpt=tmp_path/'b', resume=True, cell='gru')
+    assert torch.equal(b0.best_epoch, b1.best_epoch)
+    for p, q in zip(m0.parameters(), m1.parameters()): torch.testing.assert_close(p, q, atol=1e-5, rtol=1e-4)
+    done = _train(True, ckpt=tmp_path/'a', resume=True, cell='gru')[0]  # a finished run: loaded, not retrained, at full size
+    for p, q in zip(m0.parameters(), done.parameters()): torch.testing.assert_close(p, q)

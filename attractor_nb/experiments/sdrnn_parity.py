@@ -15,7 +15,7 @@ from fastai.callback.core import Callback, CancelFitException
 
 from ..core import ExpConfig, RunContext, register_experiment, set_seed, cpu_threads
 from ..train import EpochHistory, tensor_dls, make_learner, fit_run
-from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss
+from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, take_replications, put_replications
 from ..tasks import parity, _check_choice
 
 # %% auto #0
@@ -68,15 +68,22 @@ def _correct(pred:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
     "Per-replication number of correct predictions: pred (R, bs, 1) scores, y (bs,) 0/1 targets -> (R,)"
     return ((pred[..., 0] > 0).float() == y).float().sum(-1)
 
+class _FullState:
+    "State-dict hook (an object: PyTorch marks hooks with an attribute, which a bound method cannot take)"
+    def __init__(self, cb): self.cb = cb
+    def __call__(self, *args): self.cb._full_state(*args)
+
 class BestTrainAccuracy(Callback):
     "Appendix B: keep each replication's weights of highest training accuracy; freeze it once at 100%"
     order = EpochHistory.order + 0.75  # after the history row is written, before `Checkpoint` saves it
     def __init__(self, stop_at_solved:bool=True, # freeze a replication (and end the fit when all are) at 100%
                  log_every:int=0, # print a progress line every this many epochs (0: never)
                  label:str='', # the model's name in those lines
+                 compact:bool=True, # drop frozen replications from the model until the fit ends (same results, less work)
                 ):
-        self.stop_at_solved, self.log_every, self.label = stop_at_solved, log_every, label
+        self.stop_at_solved, self.log_every, self.label, self.compact = stop_at_solved, log_every, label, compact
         self.best_acc, self.weights, self.best_epoch = None, None, None
+        self.active, self._pending, self._hook = None, None, None
 
     def before_fit(self):
         if self.best_acc is None:
@@ -87,14 +94,20 @@ class BestTrainAccuracy(Callback):
 
     def before_epoch(self):
         if self.stop_at_solved and bool(self.solved.all()): raise CancelFitException()  # every replication has stopped
+        if self._pending is not None: self._drop(self._pending, self._pending, optimizers=False); self._pending = None
+        self._validated = False
 
     @property
     def solved(self) -> torch.Tensor: return self.best_acc >= 1 # (R,) replications at 100%
 
+    @property
+    def rows(self) -> torch.Tensor: # (R',) the replications in the model now, as indices into all R
+        return torch.arange(len(self.best_acc)) if self.active is None else self.active
+
     def before_validate(self): self._right, self._n = 0., 0
     def after_batch(self):
         if self.training:
-            if self.stop_at_solved and bool(self.solved.any()): self._restore(self.solved)
+            if self.stop_at_solved and self.active is None and bool(self.solved.any()): self._restore(self.solved)
             return
         self._right = self._right + _correct(self.learn.pred.detach(), self.learn.yb[0]).cpu()
         self._n += len(self.learn.yb[0])
@@ -107,30 +120,65 @@ class BestTrainAccuracy(Callback):
 
     @torch.no_grad()
     def after_validate(self):
-        acc = self._right/self._n
-        better = acc > self.best_acc
+        acc, rows = self._right/self._n, self.rows  # acc of the replications in the model
+        better = acc > self.best_acc[rows]
         if bool(better.any()):
+            at = rows[better]
             for n, p in self.learn.model.named_parameters():
-                self.weights[n] = torch.where(better.to(p.device).view(-1, *[1]*(p.dim() - 1)), p.detach(), self.weights[n])
-            self.best_acc = torch.where(better, acc, self.best_acc)
-            self.best_epoch = torch.where(better, torch.tensor(self.epoch), self.best_epoch)
-        self._acc = acc
+                self.weights[n][at.to(p.device)] = p.detach()[better.to(p.device)]
+            self.best_acc[at], self.best_epoch[at] = acc[better], self.epoch
+        self._acc = self.best_acc.clone().index_copy_(0, rows, acc)  # dropped replications are frozen at their best
+        self._validated = True
 
     def after_epoch(self):
+        if not self._validated: return  # an epoch skipped on resume
         h = getattr(self.learn, 'history', None)
         if h and h[-1].get('epoch') == self.epoch:
             h[-1].update(train_accuracy=self._acc.mean().item(), solved=int(self.solved.sum()))
         if self.log_every and (self.epoch + 1) % self.log_every == 0:
             print(f"{self.label} epoch {self.epoch + 1}: train accuracy {self._acc.mean().item():.3f} (mean of "
                   f"{len(self._acc)}), {int(self.solved.sum())} at 100%", flush=True)
+        if self.compact and self.stop_at_solved:
+            going = ~self.solved[self.rows]
+            if bool(going.any()) and not bool(going.all()):  # some stopped this epoch, some go on
+                self._drop(going.nonzero().flatten(), self.rows[going])
+
+    def _drop(self, keep:torch.Tensor, active:torch.Tensor, optimizers:bool=True):
+        "Keep the model's replications `keep` (all R's `active`), with their optimisers' rows unless `optimizers` is False"
+        cbs = [cb for cb in self.learn.cbs if hasattr(cb, 'set_active')]
+        opts = [self.learn.opt] + [cb.dopt for cb in cbs if getattr(cb, 'dopt', None) is not None] if optimizers else []
+        take_replications(self.learn.model, keep, [o for o in opts if o is not None])
+        self.active = torch.as_tensor(active, dtype=torch.long).clone()
+        for cb in cbs: cb.set_active(self.active.tolist())
+        if self._hook is None: self._hook = self.learn.model.register_state_dict_post_hook(_FullState(self))
+
+    def _full_state(self, module, sd, prefix, local_metadata):
+        "The model's state_dict at full size while replications are dropped: checkpoints look like an uncompacted run's"
+        if self.active is None: return
+        for n, w in self.weights.items():
+            k = prefix + n
+            if k in sd and sd[k].shape[0] == len(self.active):
+                sd[k] = w.detach().clone().index_copy_(0, self.active.to(w.device), sd[k].to(w.device))
+
+    def after_fit(self):
+        "Put the dropped replications back, frozen at their best weights"
+        if self.active is None: return
+        cbs = [cb for cb in self.learn.cbs if hasattr(cb, 'set_active')]
+        opts = [self.learn.opt] + [cb.dopt for cb in cbs if getattr(cb, 'dopt', None) is not None]
+        put_replications(self.learn.model, self.active, self.weights, [o for o in opts if o is not None])
+        for cb in cbs: cb.set_active(None)
+        self.active = None
+        if self._hook is not None: self._hook.remove(); self._hook = None
 
     def best(self):
         "Load each replication's weights of highest training accuracy into the model"
         self._restore(torch.ones_like(self.solved))
 
-    def state_dict(self) -> dict: return dict(best_acc=self.best_acc, best_epoch=self.best_epoch, weights=self.weights)
+    def state_dict(self) -> dict:
+        return dict(best_acc=self.best_acc, best_epoch=self.best_epoch, weights=self.weights, active=self.active)
     def load_state_dict(self, sd:dict):
         self.best_acc, self.best_epoch, self.weights = sd['best_acc'], sd['best_epoch'], sd['weights']
+        self._pending = sd.get('active')  # the checkpoint's optimiser state has only these rows: drop the others at the next epoch
 
 # %% ../../nbs/33_parity.ipynb #1f12593f
 def parity_mse(out:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
