@@ -106,6 +106,7 @@ def train_replicated_task(name:str, # 'rnn', 'rnn+a' or 'sdrnn'
                           cfg:SeqTaskConfig, # the run's config
                           ctx:RunContext|None=None, # device and checkpoint folder
                           label:str='', # shown in progress lines
+                          best_weights:bool=True, # load each replication's weights of best training accuracy (Appendix B); False: the last ones
                          ) -> tuple:
     "Train R replications of one model to Appendix B's stopping rule; return (model with its best weights, learner, `BestTrainAccuracy`)"
     if name not in MODELS: raise ValueError(f"name={name!r}: expected one of {', '.join(MODELS)}")
@@ -126,7 +127,7 @@ def train_replicated_task(name:str, # 'rnn', 'rnn+a' or 'sdrnn'
     if ctx is not None and ctx.ckpt_dir is not None:
         sub = dataclasses.replace(ctx, ckpt_dir=ctx.ckpt_dir/name.replace('+', ''))
     fit_run(learn, cfg.epochs, ctx=sub)
-    best.best()
+    if best_weights: best.best()
     return model, learn, best
 
 # %% ../../nbs/34_majority.ipynb #79cc1e2e
