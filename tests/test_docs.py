@@ -280,3 +280,19 @@ def test_results_page(page):
     recs = sorted((ROOT/'results').glob('*.json'))
     if not recs: assert 'No paper-scale runs yet' in text and 'not yet run' in text
     for f in recs: assert f.stem in text
+
+
+def test_results_page_reads_one_model_files(tmp_path):
+    "sdrnn-parity --model M writes one file per model: each fills its own rows, and another model's file leaves a row empty"
+    from attractor_nb.core import save_results
+    for m, err in [('rnn', 0.3), ('sdrnn', 0.2)]:
+        save_results(f'sdrnn-parity-{m}-tanh-s0', metrics={m: dict(novel_error=err, novel_error_sem=0.01, hidden_entropy=4 - err),
+                     'novel_error': err}, config=dict(seed=0, scale='paper', model=m), experiment='sdrnn-parity', out=tmp_path)
+    md, problems = docs.results_markdown(tmp_path/'site', folder=tmp_path)
+    assert not problems, problems
+    part = md[md.index('### Parity, test error'):]
+    row = lambda start: next(l for l in part.split("\n") if l.startswith(start))
+    assert '30.00 ± 1.00 (n=1)' in row('| RNN |') and '20.00 ± 1.00 (n=1)' in row('| SDRNN |')
+    assert row('| RNN+A |').count('not yet run') == 2 and row('| RNN |').count('not yet run') == 1  # no RNN+A file; no GRU
+    ent = md[md.index('### Entropy'):]
+    assert '3.70 (n=1)' in next(l for l in ent.split("\n") if l.startswith('| tanh RNN |'))

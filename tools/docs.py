@@ -617,9 +617,9 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
                     pv = r.get('paper') or []
                     paper = _paper_cell(pv[j] if j < len(pv) else None)
                     pat = (r.get('runs') or t['runs']).format(row=r.get('key', ''), col=c.get('key', ''))
-                    hit = [x for x in recs if fnmatch.fnmatchcase(x['name'], pat)]
-                    used.update(x['name'] for x in hit)
                     metric = r.get('metric', t['metric'])  # a row may read its own (e.g. nested) metric
+                    hit = [x for x in recs if fnmatch.fnmatchcase(x['name'], pat) and _has_metric(x, metric)]
+                    used.update(x['name'] for x in hit)
                     vals = [{**x, 'metrics': {metric: _metric(x, metric)}} for x in hit
                             if isinstance(_metric(x, metric), (int, float))]
                     if not vals and hit:  # ran, but the metric is null: what null means there (e.g. 'never, up to 1')
@@ -699,6 +699,14 @@ def _metric(rec: dict, key: str):
     v = rec.get('metrics') or {}
     for k in key.split('.'): v = v.get(k) if isinstance(v, dict) else None
     return v
+
+def _has_metric(rec: dict, key: str) -> bool:
+    "Whether `key` is in the run's metrics at all (null or not): a run of another model that the pattern matches has not"
+    v = rec.get('metrics') or {}
+    for k in key.split('.'):
+        if not isinstance(v, dict) or k not in v: return False
+        v = v[k]
+    return True
 
 def _flat(d: dict, pre: str = '') -> dict:
     out = {}
