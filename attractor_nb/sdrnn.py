@@ -19,17 +19,23 @@ from .attractor_net import AttractorNet, safe_atanh, _generators, _check_pos_int
 from .train import EpochHistory
 
 # %% auto #0
-__all__ = ['SDRNN', 'SDRNNClassifier', 'ReplicatedAdam', 'sdrnn_modules', 'recording', 'SDRNNTrainer', 'replicated_loss',
-           'replicated_metric', 'resize_replications', 'take_replications', 'put_replications']
+__all__ = ['INITS', 'l1_rows', 'SDRNN', 'SDRNNClassifier', 'ReplicatedAdam', 'sdrnn_modules', 'recording', 'SDRNNTrainer',
+           'replicated_loss', 'replicated_metric', 'resize_replications', 'take_replications', 'put_replications']
 
 # %% ../nbs/31_sdrnn.ipynb #8d58db3a
 _GATES = {'tanh': 1, 'gru': 3}
+INITS = ('torch', 'authors')  # initialisations of the RNN and read-out weights
+
+def l1_rows(shape:tuple, g:torch.Generator|None=None) -> torch.Tensor:
+    "The authors' weights (their TensorFlow code): N(0, 1), each unit's incoming weights (a row) scaled to an L1 norm of 2"
+    w = torch.randn(*shape, generator=g)
+    return 2*w/w.abs().sum(-1, keepdim=True)
 
 class _Cell(nn.Module):
     "One direction of a tanh-RNN or GRU layer (PyTorch's equations), optionally replicated"
-    def __init__(self, cell:str, input_size:int, hidden_size:int, replications:int|None=None):
+    def __init__(self, cell:str, input_size:int, hidden_size:int, replications:int|None=None, init:str='torch'):
         super().__init__()
-        self.cell, self.input_size, self.hidden_size, self.replications = cell, input_size, hidden_size, replications
+        self.cell, self.input_size, self.hidden_size, self.replications, self.init = cell, input_size, hidden_size, replications, init
         G, lead = _GATES[cell]*hidden_size, ((replications,) if replications else ())
         self.weight_ih = nn.Parameter(torch.empty(*lead, G, input_size))
         self.weight_hh = nn.Parameter(torch.empty(*lead, G, hidden_size))
@@ -37,7 +43,10 @@ class _Cell(nn.Module):
         self.bias_hh = nn.Parameter(torch.empty(*lead, G))
 
     def init_slice(self, g:torch.Generator|None) -> dict:
-        "Fresh weights of one cell drawn from `g`: U(-1/sqrt(H), 1/sqrt(H)), as `nn.GRU`"
+        "Fresh weights of one cell drawn from `g`: U(-1/sqrt(H), 1/sqrt(H)) as `nn.GRU` ('torch'), or the authors' scheme"
+        if self.init == 'authors':
+            return dict(weight_ih=l1_rows(self.weight_ih.shape[-2:], g), weight_hh=l1_rows(self.weight_hh.shape[-2:], g),
+                        bias_ih=0.1*torch.randn(self.bias_ih.shape[-1], generator=g), bias_hh=torch.zeros(self.bias_hh.shape[-1]))
         k = 1/math.sqrt(self.hidden_size)
         return {name: (torch.rand(getattr(self, name).shape[-2 if 'weight' in name else -1:], generator=g)*2 - 1)*k
                 for name in ('weight_ih', 'weight_hh', 'bias_ih', 'bias_hh')}
@@ -89,8 +98,10 @@ class SDRNN(nn.Module):
                  eps:float=1e-6, # e in atanh((1-e) h) for GRU states
                  replications:int|None=None, # R independent models stacked along a leading dimension
                  seed:int|None=None, # replication r is initialised from seed+r; None: the global generator
+                 init:str='torch', # RNN weights: 'torch' (as `nn.RNN`/`nn.GRU`) or 'authors' (`l1_rows`, biases 0.1 N(0, 1))
                 ):
         super().__init__()
+        if init not in INITS: raise ValueError(f"init={init!r}: expected one of {list(INITS)}")
         for k, v in (('input_size', input_size), ('hidden_size', hidden_size), ('attractor_size', attractor_size),
                      ('iters', iters)): _check_pos_int(k, v)
         if replications is not None: _check_pos_int('replications', replications)
@@ -101,7 +112,8 @@ class SDRNN(nn.Module):
         self.sigma, self.iters, self.bidirectional, self.batch_first = float(sigma), iters, bidirectional, batch_first
         self.attractor, self.eps, self.replications, self.seed = attractor, eps, replications, seed
         self.num_directions = 2 if bidirectional else 1
-        self.cells = nn.ModuleList([_Cell(cell, input_size, hidden_size, replications) for _ in range(self.num_directions)])
+        self.init = init
+        self.cells = nn.ModuleList([_Cell(cell, input_size, hidden_size, replications, init) for _ in range(self.num_directions)])
         self.attractors = nn.ModuleList([AttractorNet(hidden_size, attractor_size, iters, delta, self_connections, eps,
                                                       replications=replications, seed=0)
                                          for _ in range(self.num_directions)] if attractor else [])
@@ -208,12 +220,13 @@ class SDRNNClassifier(nn.Module):
                  dropout:float=0., # dropout on the RNN's outputs before the read-out (Appendix B.5: 0.2)
                  replications:int|None=None, # R independent models stacked along a leading dimension
                  seed:int|None=None, # replication r is initialised from seed+r; None: the global generator
+                 init:str='torch', # RNN and read-out weights: 'torch' (as `nn.GRU`, `nn.Linear`) or 'authors' (`l1_rows`)
                  **kwargs, # passed to `SDRNN`: cell, sigma, iters, bidirectional, attractor ...
                 ):
         super().__init__()
         _check_pos_int('out_size', out_size)
         if kwargs.get('batch_first') is False: raise ValueError("SDRNNClassifier takes batch-first inputs (batch_first=False is not supported)")
-        self.rnn = SDRNN(input_size, hidden_size, attractor_size, replications=replications, seed=0, **kwargs)
+        self.rnn = SDRNN(input_size, hidden_size, attractor_size, replications=replications, seed=0, init=init, **kwargs)
         self.per_step, self.replications, self.out_size = per_step, replications, out_size
         F_, lead = self.rnn.num_directions*hidden_size, ((replications,) if replications else ())
         self.weight = nn.Parameter(torch.empty(*lead, out_size, F_))
@@ -222,11 +235,14 @@ class SDRNNClassifier(nn.Module):
         self.reset_parameters(_generators(seed, replications))
 
     def reset_parameters(self, gens:list|None=None): # one generator (or None) per replication
-        "Initialise replication r from gens[r]: the SDRNN, then the read-out (U(-1/sqrt(F), 1/sqrt(F)), as `nn.Linear`)"
+        "Initialise replication r from gens[r]: the SDRNN, then the read-out (U(-1/sqrt(F), 1/sqrt(F)) as `nn.Linear`, or the authors')"
         gens = gens or [None]*(self.replications or 1)
         self.rnn.reset_parameters(gens)
         k = 1/math.sqrt(self.weight.shape[-1])
         for r, g in enumerate(gens):
+            if self.rnn.init == 'authors':
+                _set_slice(self, r, dict(weight=l1_rows(self.weight.shape[-2:], g), bias=0.1*torch.randn(self.out_size, generator=g)))
+                continue
             _set_slice(self, r, dict(weight=(torch.rand(self.weight.shape[-2:], generator=g)*2 - 1)*k,
                                      bias=(torch.rand(self.out_size, generator=g)*2 - 1)*k))
 

@@ -296,3 +296,8 @@ def test_results_page_reads_one_model_files(tmp_path):
     assert row('| RNN+A |').count('not yet run') == 2 and row('| RNN |').count('not yet run') == 1  # no RNN+A file; no GRU
     ent = md[md.index('### Entropy'):]
     assert '3.70 (n=1)' in next(l for l in ent.split("\n") if l.startswith('| tanh RNN |'))
+    save_results('sdrnn-parity-rnna-tanh-s0-torchinit', metrics={'rnn+a': dict(novel_error=0.5, novel_error_sem=0.01)},
+                 config=dict(seed=0, scale='paper', init='torch'), experiment='sdrnn-parity', out=tmp_path)
+    md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path)
+    part = md[md.index('### Parity, test error'):]
+    assert row('| RNN+A |').count('not yet run') == 2  # another recipe (PyTorch's initialisation) fills no paper cell

@@ -618,7 +618,9 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
                     paper = _paper_cell(pv[j] if j < len(pv) else None)
                     pat = (r.get('runs') or t['runs']).format(row=r.get('key', ''), col=c.get('key', ''))
                     metric = r.get('metric', t['metric'])  # a row may read its own (e.g. nested) metric
-                    hit = [x for x in recs if fnmatch.fnmatchcase(x['name'], pat) and _has_metric(x, metric)]
+                    skip = r.get('exclude', t.get('exclude'))  # runs of another recipe that the pattern also matches
+                    hit = [x for x in recs if fnmatch.fnmatchcase(x['name'], pat) and _has_metric(x, metric)
+                           and not (skip and fnmatch.fnmatchcase(x['name'], skip))]
                     used.update(x['name'] for x in hit)
                     vals = [{**x, 'metrics': {metric: _metric(x, metric)}} for x in hit
                             if isinstance(_metric(x, metric), (int, float))]

@@ -14,7 +14,7 @@ import torch
 
 from ..core import ExpConfig, RunContext, register_experiment, run_experiment, get_experiment, set_seed
 from ..train import tensor_dls, make_learner, fit_run
-from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss
+from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, INITS
 from ..tasks import majority, MAJORITY_LENGTHS, _check_int, _check_float, _check_choice
 from .sdrnn_parity import MODELS, BestTrainAccuracy, replication_errors, mean_sem, parity_mse
 
@@ -45,11 +45,13 @@ class SeqTaskConfig(ExpConfig):
     denoise_steps:int = 1 # Section 3 step 3: one denoising step per batch (step 4, repeating until L_denoise < 1, is optional)
     task_trains_attractor:bool = True # Appendix B.1: after parity, "the attractor weights are trained on both losses"
     stop_at_solved:bool = True # Appendix B: a replication stops at 100% training accuracy
+    init:str = 'authors' # not in the paper (Appendix A gives only the attractor's): RNN weights as in the authors' code, or 'torch'
     SWEEP: ClassVar[tuple] = ()  # each task's (config field, {scale: values}) of its sweep
 
     def __post_init__(self):
         _check_choice('cell', self.cell, ('tanh', 'gru'))
         _check_choice('model', self.model, (*MODELS, 'all'))
+        _check_choice('init', self.init, INITS)
         _check_pos(self, 'hidden', 'attractor', 'iters', 'replications', 'epochs', 'batch_size', 'denoise_steps')
         _check_float('sigma', self.sigma, 0.)  # noise std
         if self.lr is not None and _check_float('lr', self.lr, 0.) == 0: raise ValueError(f"lr={self.lr!r}: expected a positive learning rate")
@@ -91,10 +93,10 @@ class SDRNNMajorityConfig(SeqTaskConfig):
 def seqtask_result_name(stem:str, # the task and its sweep value, e.g. 'sdrnn-majority-L11'
                         cfg:SeqTaskConfig, # the run's config
                        ) -> str:
-    "Results file stem: `stem`, then '-gru' for GRU cells, '-<model>' for one model, '-s<seed>' for seeds other than 0"
+    "Results file stem: `stem`, then '-gru' for GRU cells, '-<model>' for one model, '-s<seed>' for seeds other than 0, '-torchinit'"
     s = stem + ('' if cfg.cell == 'tanh' else f'-{cfg.cell}')
     if cfg.model != 'all': s += '-' + cfg.model.replace('+', '')
-    return s + (f'-s{cfg.seed}' if cfg.seed else '')
+    return s + (f'-s{cfg.seed}' if cfg.seed else '') + ('-torchinit' if cfg.init == 'torch' else '')
 
 def result_name(cfg:SDRNNMajorityConfig) -> str:
     "Results file stem of a majority run: 'sdrnn-majority-L<length>' and suffixes"
@@ -113,7 +115,7 @@ def train_replicated_task(name:str, # 'rnn', 'rnn+a' or 'sdrnn'
     dev = ctx.device if ctx is not None else torch.device('cpu')
     set_seed(cfg.seed)
     model = SDRNNClassifier(task.n_in, cfg.hidden, cfg.attractor, 1, cell=cfg.cell, sigma=cfg.sigma, iters=cfg.iters,
-                            attractor=name != 'rnn', replications=cfg.replications, seed=cfg.seed)
+                            attractor=name != 'rnn', replications=cfg.replications, seed=cfg.seed, init=cfg.init)
     tr = (task.train.x, task.train.y)
     bs = min(cfg.batch_size, len(task.train))
     dls = tensor_dls(tr, tr, bs=bs, valid_bs=min(len(task.train), 1024), device=dev)  # valid = the training set

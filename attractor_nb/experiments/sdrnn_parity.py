@@ -15,7 +15,7 @@ from fastai.callback.core import Callback, CancelFitException
 
 from ..core import ExpConfig, RunContext, register_experiment, set_seed, cpu_threads
 from ..train import EpochHistory, tensor_dls, make_learner, fit_run
-from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, take_replications, put_replications
+from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, take_replications, put_replications, INITS
 from ..tasks import parity, _check_choice
 
 # %% auto #0
@@ -46,11 +46,13 @@ class SDRNNParityConfig(ExpConfig):
     stop_at_solved:bool = True # Appendix B.1: a replication stops training at 100% training accuracy
     entropy_bins:int = 8 # Appendix B.1: each hidden unit discretised into 8 equal intervals of [-1, 1]
     encoding:str = '01' # not in the paper: bits fed as 0/1, as in the authors' code
+    init:str = 'authors' # not in the paper (Appendix A gives only the attractor's): RNN weights as in the authors' code, or 'torch'
     SCALES: ClassVar[dict] = {'paper': {}, 'quick': dict(replications=5, epochs=300)}
 
     def __post_init__(self):
         _check_choice('cell', self.cell, ('tanh', 'gru'))
         _check_choice('model', self.model, (*MODELS, 'all'))
+        _check_choice('init', self.init, INITS)
 
     @property
     def models(self) -> tuple:
@@ -59,9 +61,10 @@ class SDRNNParityConfig(ExpConfig):
 
 # %% ../../nbs/33_parity.ipynb #ec02cd72
 def result_name(cfg:SDRNNParityConfig) -> str:
-    "Results file stem: 'sdrnn-parity-<cell>' for the three models, 'sdrnn-parity-<model>-<cell>-s<seed>' for one"
-    if cfg.model == 'all': return f'sdrnn-parity-{cfg.cell}' + (f'-s{cfg.seed}' if cfg.seed else '')
-    return f"sdrnn-parity-{cfg.model.replace('+', '')}-{cfg.cell}-s{cfg.seed}"
+    "Results file stem: 'sdrnn-parity-<cell>' for the three models, 'sdrnn-parity-<model>-<cell>-s<seed>' for one; '-torchinit'"
+    ti = '-torchinit' if cfg.init == 'torch' else ''
+    if cfg.model == 'all': return f'sdrnn-parity-{cfg.cell}' + (f'-s{cfg.seed}' if cfg.seed else '') + ti
+    return f"sdrnn-parity-{cfg.model.replace('+', '')}-{cfg.cell}-s{cfg.seed}" + ti
 
 # %% ../../nbs/33_parity.ipynb #ac73f0d6
 def _correct(pred:torch.Tensor, y:torch.Tensor) -> torch.Tensor:
@@ -219,7 +222,7 @@ def train_parity_model(name:str, # 'rnn', 'rnn+a' or 'sdrnn'
     dev = ctx.device if ctx is not None else torch.device('cpu')
     set_seed(cfg.seed)
     model = SDRNNClassifier(task.n_in, cfg.hidden, cfg.attractor, 1, cell=cfg.cell, sigma=cfg.sigma, iters=cfg.iters,
-                            attractor=name != 'rnn', replications=cfg.replications, seed=cfg.seed)
+                            attractor=name != 'rnn', replications=cfg.replications, seed=cfg.seed, init=cfg.init)
     tr = (task.train.x, task.train.y)
     dls = tensor_dls(tr, tr, bs=len(task.train), device=dev)  # complete batches (Appendix B.1); valid = train set
     best = BestTrainAccuracy(cfg.stop_at_solved, log_every=100 if ctx is not None and ctx.progress else 0, label=name)
