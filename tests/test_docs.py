@@ -301,3 +301,5 @@ def test_results_page_reads_one_model_files(tmp_path):
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path)
     part = md[md.index('### Parity, test error'):]
     assert row('| RNN+A |').count('not yet run') == 2  # another recipe (PyTorch's initialisation) fills no paper cell
+    assert '50.00 ± 1.00 (n=1)' in row('| RNN+A, PyTorch') and row('| SDRNN, PyTorch').count('not run') == 2  # its own rows
+    assert 'torchinit.json' not in md[md.index('Not yet run'):]  # comparison rows are not to-dos

@@ -629,8 +629,9 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
                         cells.append(f'<span class="r-paper">{paper}</span><br><span class="r-here">{what} (n={len(hit)})</span>')
                         continue
                     if not vals:
-                        missing.append(pat)
-                        cells.append(f'<span class="r-paper">{paper}</span><br><span class="r-none">not yet run</span>')
+                        if not r.get('optional'): missing.append(pat)  # a comparison row (optional) is not a to-do
+                        cells.append(f'<span class="r-paper">{paper}</span><br><span class="r-none">'
+                                     f'{"not run" if r.get("optional") else "not yet run"}</span>')
                         continue
                     s = summarise(vals, metric, by=('scale',)).iloc[0]
                     f = float(t.get('factor', 1))
