@@ -146,11 +146,16 @@ class BestTrainAccuracy(Callback):
             if bool(going.any()) and not bool(going.all()):  # some stopped this epoch, some go on
                 self._drop(going.nonzero().flatten(), self.rows[going])
 
+    def _followers(self) -> tuple:
+        "The callbacks that follow the model's replications (`set_active`) and every optimiser with a replicated state"
+        cbs = [cb for cb in self.learn.cbs if hasattr(cb, 'set_active')]
+        opts = [self.learn.opt] + [getattr(cb, 'dopt', None) for cb in cbs]
+        return cbs, [o for o in opts if o is not None]
+
     def _drop(self, keep:torch.Tensor, active:torch.Tensor, optimizers:bool=True):
         "Keep the model's replications `keep` (all R's `active`), with their optimisers' rows unless `optimizers` is False"
-        cbs = [cb for cb in self.learn.cbs if hasattr(cb, 'set_active')]
-        opts = [self.learn.opt] + [cb.dopt for cb in cbs if getattr(cb, 'dopt', None) is not None] if optimizers else []
-        take_replications(self.learn.model, keep, [o for o in opts if o is not None])
+        cbs, opts = self._followers()
+        take_replications(self.learn.model, keep, opts if optimizers else [])
         self.active = torch.as_tensor(active, dtype=torch.long).clone()
         for cb in cbs: cb.set_active(self.active.tolist())
         if self._hook is None: self._hook = self.learn.model.register_state_dict_post_hook(_FullState(self))
@@ -166,9 +171,8 @@ class BestTrainAccuracy(Callback):
     def after_fit(self):
         "Put the dropped replications back, frozen at their best weights"
         if self.active is None: return
-        cbs = [cb for cb in self.learn.cbs if hasattr(cb, 'set_active')]
-        opts = [self.learn.opt] + [cb.dopt for cb in cbs if getattr(cb, 'dopt', None) is not None]
-        put_replications(self.learn.model, self.active, self.weights, [o for o in opts if o is not None])
+        cbs, opts = self._followers()
+        put_replications(self.learn.model, self.active, self.weights, opts)
         for cb in cbs: cb.set_active(None)
         self.active = None
         if self._hook is not None: self._hook.remove(); self._hook = None
