@@ -697,19 +697,19 @@ def _runs_tables(recs: list[dict], used: set, docs: Path, mark_unused: bool = Tr
         out.append(_history_plot(exp, rs, docs, stem))
     return out
 
-def _metric(rec: dict, key: str):
-    "`rec['metrics'][key]`, where `key` may be a dotted path into nested metrics ('rman.error')"
+_ABSENT = object()
+
+def _metric(rec: dict, key: str, absent=None):
+    "`rec['metrics'][key]`, where `key` may be a dotted path into nested metrics ('rman.error'); `absent` if not there"
     v = rec.get('metrics') or {}
-    for k in key.split('.'): v = v.get(k) if isinstance(v, dict) else None
+    for k in key.split('.'):
+        if not isinstance(v, dict) or k not in v: return absent
+        v = v[k]
     return v
 
 def _has_metric(rec: dict, key: str) -> bool:
     "Whether `key` is in the run's metrics at all (null or not): a run of another model that the pattern matches has not"
-    v = rec.get('metrics') or {}
-    for k in key.split('.'):
-        if not isinstance(v, dict) or k not in v: return False
-        v = v[k]
-    return True
+    return _metric(rec, key, _ABSENT) is not _ABSENT
 
 def _flat(d: dict, pre: str = '') -> dict:
     out = {}
