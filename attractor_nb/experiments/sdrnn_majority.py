@@ -16,7 +16,7 @@ from ..core import ExpConfig, RunContext, register_experiment, run_experiment, g
 from ..train import tensor_dls, make_learner, fit_run
 from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, INITS
 from ..tasks import majority, MAJORITY_LENGTHS, _check_int, _check_float, _check_choice
-from .sdrnn_parity import MODELS, BestTrainAccuracy, replication_errors, mean_sem, parity_mse
+from .sdrnn_parity import MODELS, BestTrainAccuracy, replication_errors, mean_sem, parity_mse, init_suffix
 
 # %% auto #0
 __all__ = ['LABELS', 'COLORS', 'SeqTaskConfig', 'SDRNNMajorityConfig', 'seqtask_result_name', 'result_name',
@@ -93,10 +93,10 @@ class SDRNNMajorityConfig(SeqTaskConfig):
 def seqtask_result_name(stem:str, # the task and its sweep value, e.g. 'sdrnn-majority-L11'
                         cfg:SeqTaskConfig, # the run's config
                        ) -> str:
-    "Results file stem: `stem`, then '-gru' for GRU cells, '-<model>' for one model, '-s<seed>' for seeds other than 0, '-torchinit'"
+    "Results file stem: `stem`, then '-gru' for GRU cells, '-<model>' for one model, '-s<seed>' for seeds other than 0, `init_suffix`"
     s = stem + ('' if cfg.cell == 'tanh' else f'-{cfg.cell}')
     if cfg.model != 'all': s += '-' + cfg.model.replace('+', '')
-    return s + (f'-s{cfg.seed}' if cfg.seed else '') + ('-torchinit' if cfg.init == 'torch' else '')
+    return s + (f'-s{cfg.seed}' if cfg.seed else '') + init_suffix(cfg.init)
 
 def result_name(cfg:SDRNNMajorityConfig) -> str:
     "Results file stem of a majority run: 'sdrnn-majority-L<length>' and suffixes"

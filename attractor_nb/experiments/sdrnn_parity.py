@@ -19,8 +19,9 @@ from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, take_replica
 from ..tasks import parity, _check_choice
 
 # %% auto #0
-__all__ = ['MODELS', 'SDRNNParityConfig', 'result_name', 'BestTrainAccuracy', 'parity_mse', 'replication_errors', 'mean_sem',
-           'hidden_entropy', 'train_parity_model', 'evaluate_parity', 'summarise_replications', 'run', 'figure4']
+__all__ = ['MODELS', 'SDRNNParityConfig', 'init_suffix', 'result_name', 'BestTrainAccuracy', 'parity_mse', 'replication_errors',
+           'mean_sem', 'hidden_entropy', 'train_parity_model', 'evaluate_parity', 'summarise_replications', 'run',
+           'figure4']
 
 # %% ../../nbs/33_parity.ipynb #ca8ac8b6
 MODELS = ('rnn', 'rnn+a', 'sdrnn')  # Section 4.1: the plain RNN, the RNN with attractors trained on the task only, the SDRNN
@@ -60,9 +61,14 @@ class SDRNNParityConfig(ExpConfig):
         return MODELS if self.model == 'all' else (self.model,)
 
 # %% ../../nbs/33_parity.ipynb #ec02cd72
+def init_suffix(init:str) -> str:
+    "The results-name suffix of an RNN initialisation: '' for the paper recipe ('authors'), '-torchinit' for PyTorch's"
+    _check_choice('init', init, INITS)
+    return '-torchinit' if init == 'torch' else ''
+
 def result_name(cfg:SDRNNParityConfig) -> str:
-    "Results file stem: 'sdrnn-parity-<cell>' for the three models, 'sdrnn-parity-<model>-<cell>-s<seed>' for one; '-torchinit'"
-    ti = '-torchinit' if cfg.init == 'torch' else ''
+    "Results file stem: 'sdrnn-parity-<cell>' for the three models, 'sdrnn-parity-<model>-<cell>-s<seed>' for one; `init_suffix`"
+    ti = init_suffix(cfg.init)
     if cfg.model == 'all': return f'sdrnn-parity-{cfg.cell}' + (f'-s{cfg.seed}' if cfg.seed else '') + ti
     return f"sdrnn-parity-{cfg.model.replace('+', '')}-{cfg.cell}-s{cfg.seed}" + ti
 
