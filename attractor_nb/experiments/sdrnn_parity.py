@@ -211,16 +211,22 @@ def mean_sem(v:torch.Tensor) -> tuple:
 
 # %% ../../nbs/33_parity.ipynb #73104b31
 @torch.no_grad()
-def hidden_entropy(model:SDRNNClassifier, x:torch.Tensor, bins:int=8) -> torch.Tensor:
-    "Entropy in bits of each replication's hidden states over all steps of x (n, T, 1), binned per unit -> (R,)"
+def _entropy_bits(c:torch.Tensor) -> torch.Tensor:
+    "Entropy in bits of the empirical distribution of the integer codes `c`"
+    p = torch.unique(c, return_counts=True)[1].double()/len(c)
+    return -(p*p.log2()).sum()
+
+@torch.no_grad()
+def hidden_entropy(model:SDRNNClassifier, x:torch.Tensor, bins:int=8,
+                   per_step:bool=False, # False: one distribution over the states of all steps (Appendix B.1's wording);
+                                        # True: the entropy at each step, averaged over the steps
+                  ) -> torch.Tensor:
+    "Entropy in bits of each replication's hidden states of x (n, T, 1), binned per unit -> (R,)"
     out, _ = model.rnn(x)  # (R, n, T, H) cleaned states
     idx = ((out + 1)/2*bins).floor().clamp(0, bins - 1).long()
-    codes = (idx*(bins**torch.arange(idx.shape[-1], device=idx.device))).sum(-1).flatten(1)  # (R, n*T) bin numbers
-    res = []
-    for c in codes:
-        p = torch.unique(c, return_counts=True)[1].double()/len(c)
-        res.append(-(p*p.log2()).sum())
-    return torch.stack(res).float()
+    codes = (idx*(bins**torch.arange(idx.shape[-1], device=idx.device))).sum(-1)  # (R, n, T) bin numbers
+    if per_step: return torch.stack([torch.stack([_entropy_bits(s) for s in c.T]).mean() for c in codes]).float()
+    return torch.stack([_entropy_bits(c.flatten()) for c in codes]).float()
 
 # %% ../../nbs/33_parity.ipynb #48d8ff0c
 def train_parity_model(name:str, # 'rnn', 'rnn+a' or 'sdrnn'
@@ -255,13 +261,14 @@ def evaluate_parity(model:SDRNNClassifier, task, cfg:SDRNNParityConfig, best:Bes
     return dict(novel_error=replication_errors(model, novel.x.to(dev), novel.y.to(dev)).cpu(),
                 noisy_error=replication_errors(model, noisy.x.to(dev), noisy.y.to(dev)).cpu(),
                 hidden_entropy=hidden_entropy(model, novel.x.to(dev), cfg.entropy_bins).cpu(),
+                hidden_entropy_per_step=hidden_entropy(model, novel.x.to(dev), cfg.entropy_bins, per_step=True).cpu(),
                 train_accuracy=best.best_acc.clone(), best_epoch=best.best_epoch.float())
 
 def summarise_replications(reps:dict) -> dict:
     "Mean and SEM of each per-replication measure, plus the fraction of replications at 100% training accuracy"
     out = {}
-    for k in ('novel_error', 'noisy_error', 'hidden_entropy'):
-        out[k], out[f'{k}_sem'] = mean_sem(reps[k])
+    for k in ('novel_error', 'noisy_error', 'hidden_entropy', 'hidden_entropy_per_step'):
+        if k in reps: out[k], out[f'{k}_sem'] = mean_sem(reps[k])
     out['train_accuracy'] = reps['train_accuracy'].mean().item()
     out['solved'] = (reps['train_accuracy'] >= 1).float().mean().item()
     return out
