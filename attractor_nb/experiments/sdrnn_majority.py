@@ -16,7 +16,7 @@ from ..core import ExpConfig, RunContext, register_experiment, run_experiment, g
 from ..train import tensor_dls, make_learner, fit_run
 from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, INITS
 from ..tasks import majority, MAJORITY_LENGTHS, _check_int, _check_float, _check_choice
-from .sdrnn_parity import MODELS, BestTrainAccuracy, replication_errors, mean_sem, parity_mse, init_suffix
+from .sdrnn_parity import MODELS, BestTrainAccuracy, replication_errors, mean_sem, paired_difference, parity_mse, init_suffix
 
 # %% auto #0
 __all__ = ['LABELS', 'COLORS', 'SeqTaskConfig', 'SDRNNMajorityConfig', 'seqtask_result_name', 'result_name',
@@ -278,7 +278,7 @@ register_experiment('sdrnn-majority', SDRNNMajorityConfig, run,
 def seqtask_table(recs:dict, # sweep value -> results record
                   field:str, # the sweep's name in the table, e.g. 'length'
                  ):
-    "One row per sweep value and model: mean ± SEM of each test error, training accuracy, solved fraction, best epoch"
+    "One row per sweep value and model: mean ± SEM of each test error (and its paired difference from the RNN's), training accuracy, solved fraction, best epoch"
     import pandas as pd
     rows = []
     for v, rec in recs.items():
@@ -288,6 +288,13 @@ def seqtask_table(recs:dict, # sweep value -> results record
             row = {field: v, 'model': name}
             for k in [k for k in m if k.endswith('_error')]:
                 row[k.replace('_error', ' error')] = f"{m[k]:.3f} ± {m[k + '_sem']:.3f}"
+                reps = rec.get('replications', {})
+                if name != 'rnn' and k in reps.get(name, {}) and k in reps.get('rnn', {}):
+                    d = paired_difference(reps[name][k], reps['rnn'][k])
+                    row[k.replace('_error', ' vs RNN')] = f"{d['mean']:+.3f} ± {d['sem']:.3f} ({d['lower']}/{d['n']} lower)"
             row.update({'train acc.': round(m['train_accuracy'], 3), 'solved': m['solved'], 'best epoch': round(m['best_epoch'])})
             rows.append(row)
-    return pd.DataFrame(rows).set_index([field, 'model'])
+    df = pd.DataFrame(rows).set_index([field, 'model'])
+    cols = [c for c in df.columns if c.endswith(' error')]
+    cols = [x for c in cols for x in (c, c.replace(' error', ' vs RNN')) if x in df.columns]
+    return df[cols + [c for c in df.columns if c not in cols]].astype(object).fillna('')

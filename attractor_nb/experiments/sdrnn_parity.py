@@ -20,8 +20,8 @@ from ..tasks import parity, _check_choice
 
 # %% auto #0
 __all__ = ['MODELS', 'SDRNNParityConfig', 'init_suffix', 'result_name', 'BestTrainAccuracy', 'parity_mse', 'replication_errors',
-           'mean_sem', 'hidden_entropy', 'train_parity_model', 'evaluate_parity', 'summarise_replications', 'run',
-           'figure4']
+           'mean_sem', 'paired_difference', 'hidden_entropy', 'train_parity_model', 'evaluate_parity',
+           'summarise_replications', 'run', 'figure4']
 
 # %% ../../nbs/33_parity.ipynb #ca8ac8b6
 MODELS = ('rnn', 'rnn+a', 'sdrnn')  # Section 4.1: the plain RNN, the RNN with attractors trained on the task only, the SDRNN
@@ -208,6 +208,15 @@ def mean_sem(v:torch.Tensor) -> tuple:
     v = torch.as_tensor(v, dtype=torch.float64).flatten()
     if len(v) < 2: return v.mean().item(), float('nan')
     return v.mean().item(), (v.std()/math.sqrt(len(v))).item()
+
+def paired_difference(a, # per-replication values of one model, e.g. its test errors
+                      b, # the same measure of another model, replication by replication
+                     ) -> dict:
+    "Mean and SEM of a - b over matched replications (same data, same initial RNN weights), and in how many a < b"
+    a, b = torch.as_tensor(a, dtype=torch.float64).flatten(), torch.as_tensor(b, dtype=torch.float64).flatten()
+    if a.shape != b.shape: raise ValueError(f"paired values must match one to one; got {len(a)} and {len(b)} replications")
+    m, s = mean_sem(a - b)
+    return dict(mean=m, sem=s, lower=int((a < b).sum()), n=len(a))
 
 # %% ../../nbs/33_parity.ipynb #73104b31
 @torch.no_grad()
