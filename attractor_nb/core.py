@@ -186,9 +186,19 @@ def results_dir(scale:str='paper', # 'paper' results are kept; anything else goe
     return base if scale == 'paper' else base/'quick'
 
 # %% ../nbs/00_core.ipynb #54c0ed5e
+def _cpu_model() -> str|None:
+    "The CPU's model name from /proc/cpuinfo (Linux), else what `platform` knows"
+    try:
+        for line in Path('/proc/cpuinfo').read_text().splitlines():
+            if line.startswith('model name'): return line.split(':', 1)[1].strip()
+    except OSError: pass
+    return platform.processor() or None
+
 def hardware_info(device:str|torch.device|None=None) -> dict:
-    "The machine a run used: platform, CPU count and, on a GPU, its name and memory"
+    "The machine a run used: platform, CPU model, count and kernel flavour (AVX2, AVX512...) and, on a GPU, its name and memory"
+    # the CPU model and torch's vector kernels are recorded because long CPU runs are only bitwise repeatable on the same ones
     info = dict(platform=platform.platform(), machine=platform.machine(), python=platform.python_version(),
+                cpu=_cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(),
                 cpu_count=os.cpu_count(), device=str(device) if device is not None else 'cpu', processes=dist_info().world_size)
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type == 'cuda' and torch.cuda.is_available():
