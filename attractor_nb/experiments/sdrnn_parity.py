@@ -276,8 +276,9 @@ def evaluate_parity(model:SDRNNClassifier, task, cfg:SDRNNParityConfig, best:Bes
 def summarise_replications(reps:dict) -> dict:
     "Mean and SEM of each per-replication measure, plus the fraction of replications at 100% training accuracy"
     out = {}
-    for k in ('novel_error', 'noisy_error', 'hidden_entropy', 'hidden_entropy_per_step'):
-        if k in reps: out[k], out[f'{k}_sem'] = mean_sem(reps[k])
+    optional = ('hidden_entropy_per_step',) if 'hidden_entropy_per_step' in reps else ()  # absent from runs before 2026-12-02
+    for k in ('novel_error', 'noisy_error', 'hidden_entropy') + optional:
+        out[k], out[f'{k}_sem'] = mean_sem(reps[k])
     out['train_accuracy'] = reps['train_accuracy'].mean().item()
     out['solved'] = (reps['train_accuracy'] >= 1).float().mean().item()
     return out
