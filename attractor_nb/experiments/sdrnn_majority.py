@@ -16,7 +16,8 @@ from ..core import ExpConfig, RunContext, register_experiment, run_experiment, g
 from ..train import tensor_dls, make_learner, fit_run
 from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, INITS
 from ..tasks import majority, MAJORITY_LENGTHS, _check_int, _check_float, _check_choice
-from .sdrnn_parity import MODELS, BestTrainAccuracy, replication_errors, mean_sem, paired_difference, parity_mse, init_suffix
+from .sdrnn_parity import (MODELS, BestTrainAccuracy, replication_errors, mean_sem, paired_difference,
+                                                   format_paired, parity_mse, init_suffix)
 
 # %% auto #0
 __all__ = ['LABELS', 'COLORS', 'SeqTaskConfig', 'SDRNNMajorityConfig', 'seqtask_result_name', 'result_name',
@@ -290,8 +291,7 @@ def seqtask_table(recs:dict, # sweep value -> results record
                 row[k.replace('_error', ' error')] = f"{m[k]:.3f} ± {m[k + '_sem']:.3f}"
                 reps = rec.get('replications', {})
                 if name != 'rnn' and k in reps.get(name, {}) and k in reps.get('rnn', {}):
-                    d = paired_difference(reps[name][k], reps['rnn'][k])
-                    row[k.replace('_error', ' vs RNN')] = f"{d['mean']:+.3f} ± {d['sem']:.3f} ({d['lower']}/{d['n']} lower)"
+                    row[k.replace('_error', ' vs RNN')] = format_paired(paired_difference(reps[name][k], reps['rnn'][k]))
             row.update({'train acc.': round(m['train_accuracy'], 3), 'solved': m['solved'], 'best epoch': round(m['best_epoch'])})
             rows.append(row)
     df = pd.DataFrame(rows).set_index([field, 'model'])

@@ -20,8 +20,8 @@ from ..tasks import parity, _check_choice
 
 # %% auto #0
 __all__ = ['MODELS', 'SDRNNParityConfig', 'init_suffix', 'result_name', 'BestTrainAccuracy', 'parity_mse', 'replication_errors',
-           'mean_sem', 'paired_difference', 'hidden_entropy', 'train_parity_model', 'evaluate_parity',
-           'summarise_replications', 'run', 'figure4']
+           'mean_sem', 'paired_difference', 'format_paired', 'hidden_entropy', 'hidden_entropies', 'train_parity_model',
+           'evaluate_parity', 'summarise_replications', 'run', 'figure4']
 
 # %% ../../nbs/33_parity.ipynb #ca8ac8b6
 MODELS = ('rnn', 'rnn+a', 'sdrnn')  # Section 4.1: the plain RNN, the RNN with attractors trained on the task only, the SDRNN
@@ -218,6 +218,13 @@ def paired_difference(a, # per-replication values of one model, e.g. its test er
     m, s = mean_sem(a - b)
     return dict(mean=m, sem=s, lower=int((a < b).sum()), n=len(a))
 
+def format_paired(d:dict, # a `paired_difference` result
+                  scale:float=1., # 100 for points of percent
+                  digits:int=3, # decimals
+                 ) -> str:
+    "A paired difference as table text: signed mean ± SEM and in how many replications the first model is lower"
+    return f"{d['mean']*scale:+.{digits}f} ± {d['sem']*scale:.{digits}f} ({d['lower']}/{d['n']} lower)"
+
 # %% ../../nbs/33_parity.ipynb #73104b31
 @torch.no_grad()
 def _entropy_bits(c:torch.Tensor) -> torch.Tensor:
@@ -231,9 +238,23 @@ def hidden_entropy(model:SDRNNClassifier, x:torch.Tensor, bins:int=8,
                                         # True: the entropy at each step, averaged over the steps
                   ) -> torch.Tensor:
     "Entropy in bits of each replication's hidden states of x (n, T, 1), binned per unit -> (R,)"
+    return _codes_entropy(_state_codes(model, x, bins), per_step)
+
+@torch.no_grad()
+def hidden_entropies(model:SDRNNClassifier, x:torch.Tensor, bins:int=8) -> dict:
+    "Both readings of `hidden_entropy` from one pass over x: pooled ('hidden_entropy') and per step, each (R,)"
+    codes = _state_codes(model, x, bins)
+    return dict(hidden_entropy=_codes_entropy(codes, False), hidden_entropy_per_step=_codes_entropy(codes, True))
+
+@torch.no_grad()
+def _state_codes(model:SDRNNClassifier, x:torch.Tensor, bins:int) -> torch.Tensor:
+    "Bin number of each replication's cleaned hidden state at each step of x (n, T, 1) -> (R, n, T)"
     out, _ = model.rnn(x)  # (R, n, T, H) cleaned states
     idx = ((out + 1)/2*bins).floor().clamp(0, bins - 1).long()
-    codes = (idx*(bins**torch.arange(idx.shape[-1], device=idx.device))).sum(-1)  # (R, n, T) bin numbers
+    return (idx*(bins**torch.arange(idx.shape[-1], device=idx.device))).sum(-1)
+
+def _codes_entropy(codes:torch.Tensor, per_step:bool) -> torch.Tensor:
+    "Entropy in bits of each replication's codes (R, n, T): pooled over the steps, or per step and averaged"
     if per_step: return torch.stack([torch.stack([_entropy_bits(s) for s in c.T]).mean() for c in codes]).float()
     return torch.stack([_entropy_bits(c.flatten()) for c in codes]).float()
 
@@ -269,8 +290,7 @@ def evaluate_parity(model:SDRNNClassifier, task, cfg:SDRNNParityConfig, best:Bes
     novel, noisy = task.tests['novel'], task.tests['noisy']
     return dict(novel_error=replication_errors(model, novel.x.to(dev), novel.y.to(dev)).cpu(),
                 noisy_error=replication_errors(model, noisy.x.to(dev), noisy.y.to(dev)).cpu(),
-                hidden_entropy=hidden_entropy(model, novel.x.to(dev), cfg.entropy_bins).cpu(),
-                hidden_entropy_per_step=hidden_entropy(model, novel.x.to(dev), cfg.entropy_bins, per_step=True).cpu(),
+                **{k: v.cpu() for k, v in hidden_entropies(model, novel.x.to(dev), cfg.entropy_bins).items()},
                 train_accuracy=best.best_acc.clone(), best_epoch=best.best_epoch.float())
 
 def summarise_replications(reps:dict) -> dict:
