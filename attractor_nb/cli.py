@@ -66,7 +66,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args, extra:list[str]) -> int:
     "Run one experiment for each seed and print where the results went"
-    from attractor_nb.core import get_experiment, run_experiment, get_device, UnknownExperiment
+    from attractor_nb.core import get_experiment, run_experiment, get_device, UnknownExperiment, RunPaused
     try: exp = get_experiment(args.experiment)
     except UnknownExperiment as e: raise CLIError(str(e)) from None
     if args.scale not in exp.scales: raise CLIError(f"--scale {args.scale}: {exp.name} has scales {', '.join(exp.scales)}")
@@ -79,12 +79,20 @@ def cmd_run(args, extra:list[str]) -> int:
     except ValueError as e: raise CLIError(str(e)) from None
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     if args.jobs < 1: raise CLIError(f"--jobs {args.jobs}: expected a number of processes >= 1")
+    if args.stop_after is not None:
+        if not args.stop_after > 0: raise CLIError(f"--stop-after {args.stop_after:g}: expected a positive number of hours")
+        if args.scale != 'paper' and args.checkpoints is None:
+            raise CLIError("--stop-after: a paused run continues from its checkpoints; give --checkpoints DIR (paper scale has them)")
+        if args.jobs > 1 and len(seeds) > 1: raise CLIError("--stop-after runs the seeds one after the other: drop --jobs")
     if args.jobs > 1 and len(seeds) > 1: return _run_parallel(exp, seeds, args, overrides)
+    deadline = time.time() + args.stop_after*3600 if args.stop_after is not None else None
     for seed in seeds:
         t0 = time.time()
+        left = None if deadline is None else (deadline - t0)/3600  # the hours are for the whole command
+        if left is not None and left <= 0: raise RunPaused(f"time was up before seed {seed} started; the same command with --resume runs it")
         print(f"== {exp.name} scale={args.scale} seed={seed}" + (f" {overrides}" if overrides else ''), flush=True)
-        rec = run_experiment(exp.name, scale=args.scale, seed=seed, device=args.device, out=args.out,
-                             resume=args.resume, checkpoints=args.checkpoints, progress=not args.no_progress, **overrides)
+        rec = run_experiment(exp.name, scale=args.scale, seed=seed, device=args.device, out=args.out, resume=args.resume,
+                             checkpoints=args.checkpoints, progress=not args.no_progress, stop_after=left, **overrides)
         print(f"   {_fmt_metrics(rec['metrics'])}  ({time.time()-t0:.1f} s)")
         print(f"   results: {rec['path']}", flush=True)
     return 0
@@ -217,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--no-progress', action='store_true', help='no progress bars')
     r.add_argument('--help-config', action='store_true', help='list the config fields and their values, then exit')
     r.add_argument('--jobs', type=int, default=1, help='run the --seeds as this many concurrent processes sharing the device')
+    r.add_argument('--stop-after', type=float, default=None, metavar='HOURS',
+                   help='pause after the epoch that ends past HOURS, with a checkpoint; --resume continues (exit status 3)')
     d = sub.add_parser('demo', help='run the quick demo experiments end to end')
     d.add_argument('--device', default='auto'); d.add_argument('--out', default=None)
     d.add_argument('--no-progress', action='store_true')
@@ -259,6 +269,9 @@ def main(argv:list[str]|None=None) -> int:
     except KeyboardInterrupt:
         print("interrupted (a paper-scale run continues with --resume)", file=sys.stderr); return 130
     except Exception as e:
+        core = sys.modules.get('attractor_nb.core')  # not imported at the top: `--help` stays free of torch
+        if core is not None and isinstance(e, core.RunPaused):  # --stop-after
+            print(f"paused: {e}", file=sys.stderr); return 3  # not an error; the status tells a batch script to queue --resume
         if debug: traceback.print_exc()
         print(f"error: {type(e).__name__}: {e}" + ('' if debug else ' (--debug shows the traceback)'), file=sys.stderr)
         return 1

@@ -18,8 +18,8 @@ import torch
 __all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'set_seed', 'DistInfo', 'dist_info', 'is_main_process',
            'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root', 'results_dir',
            'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results', 'load_results',
-           'summarise', 'RunContext', 'Experiment', 'UnknownExperiment', 'register_experiment', 'list_experiments',
-           'get_experiment', 'limit_heap_growth', 'flush_denormals', 'run_experiment']
+           'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment', 'register_experiment',
+           'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'run_experiment']
 
 # %% ../nbs/00_core.ipynb #a684d6fd
 def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU)
@@ -323,6 +323,7 @@ class RunContext:
     progress: bool = True # show progress bars
     name: str = '' # the results file stem
     main: bool = True # this process writes files (False on ranks > 0 of a multi-process launch)
+    deadline: float|None = None # `time.time()` after which training pauses at the end of an epoch (None: never)
 
     @property
     def scratch(self) -> Path:
@@ -333,6 +334,11 @@ class RunContext:
     def figures(self) -> Path:
         "Folder for this run's figures (a throwaway one in processes that do not write)"
         p = (self.out if self.main else self.scratch)/'figures'; p.mkdir(parents=True, exist_ok=True); return p
+
+class RunPaused(Exception):
+    "Training stopped at the run's deadline, after saving a checkpoint; the same command with `--resume` continues it"
+    def __init__(self, msg:str, ckpt_dir:Path|None=None, epoch:int|None=None):
+        super().__init__(msg); self.ckpt_dir, self.epoch = ckpt_dir, epoch
 
 @dataclass
 class Experiment:
@@ -401,6 +407,23 @@ def flush_denormals(on:bool=True, # True: subnormal floats become 0 on the CPU; 
     return torch.set_flush_denormal(on)
 
 # %% ../nbs/00_core.ipynb #a89a4997
+def _begin_segment(ckpt:Path, resume:bool, rev:dict, dev) -> list[dict]:
+    "Log the start of a working session of a run in `ckpt/segments.json`, after the earlier ones when resuming"
+    f = ckpt/'segments.json'
+    segs = json.loads(f.read_text()) if resume and f.exists() else []
+    for s in segs:
+        if s['ended'] is None: s['ended'] = 'killed'  # it never came back to say how it ended
+    hw = hardware_info(dev)
+    segs.append(dict(started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                     git=rev.get('revision'), cpu=hw['cpu'], device=hw['device'], seconds=None, ended=None))
+    write_json(segs, f)
+    return segs
+
+def _end_segment(ckpt:Path, segs:list[dict], seconds:float, ended:str):
+    "Record how long this session of the run took and how it ended ('finished', 'paused' or 'failed')"
+    segs[-1].update(seconds=round(seconds, 1), ended=ended)
+    write_json(segs, ckpt/'segments.json')
+
 def run_experiment(name:str, # a registered experiment
                    scale:str='quick', # a scale of its config
                    seed:int=0, # the run's seed
@@ -410,6 +433,7 @@ def run_experiment(name:str, # a registered experiment
                    checkpoints:str|Path|None=None, # checkpoint root (default: `<results>/../checkpoints` for paper scale, none for quick)
                    progress:bool=True, # show progress bars
                    save:bool=True, # write the results file
+                   stop_after:float|None=None, # hours: pause after the epoch that ends past this (needs checkpoints; raises `RunPaused`)
                    **overrides, # config fields to change
                   ) -> dict:
     "Run experiment `name` at `scale` with `seed`, save `results/<name>.json` and return the results record"
@@ -422,13 +446,21 @@ def run_experiment(name:str, # a registered experiment
     rname = exp.name_for(cfg)
     if checkpoints is None and (cfg.scale == 'paper' or resume): checkpoints = (project_root() or Path.cwd())/'checkpoints'
     ckpt = Path(checkpoints).resolve()/rname if checkpoints is not None else None
+    if stop_after is not None:
+        if ckpt is None: raise ValueError("stop_after: a paused run continues from its checkpoints; pass `checkpoints` (default at paper scale)")
+        if not stop_after > 0: raise ValueError(f"stop_after={stop_after!r}: expected a positive number of hours")
     main = is_main_process()
-    ctx = RunContext(device=dev, out=outdir, ckpt_dir=ckpt, resume=resume, progress=progress, name=rname, main=main)
     set_seed(cfg.seed)
     rev = git_revision()  # the code the run starts from (the checkout may move on while a long run trains)
     start = time.time()
+    ctx = RunContext(device=dev, out=outdir, ckpt_dir=ckpt, resume=resume, progress=progress, name=rname, main=main,
+                     deadline=start + stop_after*3600 if stop_after is not None else None)
+    segs = _begin_segment(ckpt, resume, rev, dev) if ckpt is not None and main else []
+    ended = 'failed'
     try:
-        res = dict(exp.run(cfg, ctx))
+        try: res = dict(exp.run(cfg, ctx))
+        except RunPaused: ended = 'paused'; raise
+        ended = 'finished'
         wall = time.time() - start
         if 'metrics' not in res: raise ValueError(f"experiment {name!r}: its run function must return a dict with 'metrics'")
         if res.get('figures'):  # stored relative to the results folder, so results and figures move together
@@ -436,6 +468,9 @@ def run_experiment(name:str, # a registered experiment
             res['figures'] = [os.path.relpath(Path(f).resolve(), base.resolve()) for f in res['figures']]
     finally:
         if not main: shutil.rmtree(ctx.scratch, ignore_errors=True)
+        if segs: _end_segment(ckpt, segs, time.time() - start, ended)
+    if len(segs) > 1:  # resumed: keep every session's share (a killed one's time is unknown)
+        res.update(segments=segs, wall_time_total_s=sum(s['seconds'] or 0 for s in segs))
     rec = dict(name=rname, metrics=res.pop('metrics'), history=res.pop('history', []), config=cfg,
                wall_time=wall, experiment=exp.name, device=dev, data=res.pop('data', None), git=rev, **res)
     if save: rec['path'] = save_results(out=outdir, **rec) if main else outdir/f'{rname}.json'

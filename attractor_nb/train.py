@@ -31,12 +31,12 @@ with warnings.catch_warnings():  # fastai's module imports the deprecated `torch
     warnings.simplefilter('ignore', FutureWarning)
     from fastai.callback.channelslast import ChannelsLast
 
-from .core import RunContext, dist_info, is_main_process, set_seed, flush_denormals
+from .core import RunContext, RunPaused, dist_info, is_main_process, set_seed, flush_denormals
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TensorBatches', 'tensor_dls', 'multistep_sched', 'EpochHistory', 'NaNGuard', 'DeviceMixedPrecision',
            'CompileModel', 'fast_path_cbs', 'make_learner', 'last_checkpoint', 'bare_model', 'stateful_callbacks',
-           'Checkpoint', 'fit_run', 'final_metrics', 'SyncExtraParams', 'distrib_ctx']
+           'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics', 'SyncExtraParams', 'distrib_ctx']
 
 # %% ../nbs/02_train.ipynb #09d2e405
 class TensorBatches(DataLoader):
@@ -289,6 +289,19 @@ class Checkpoint(Callback):
 
     def after_fit(self): self.learn.logger = self._logger
 
+class PauseAtDeadline(Callback):
+    "Raise `RunPaused` after the first epoch that ends past `deadline`, once `Checkpoint` has saved it"
+    order = Checkpoint.order + 1
+    def __init__(self, deadline:float, # a `time.time()` value
+                 ckpt_dir:str|Path|None=None, # named in the message
+                 start_epoch:int=0): # epochs before it are skipped on resume, not trained: no pause there
+        self.deadline, self.ckpt_dir, self.start_epoch = deadline, ckpt_dir, start_epoch
+
+    def after_epoch(self):
+        if self.epoch < self.start_epoch or time.time() < self.deadline: return
+        raise RunPaused(f"paused after epoch {self.epoch + 1} of {self.n_epoch}: its time was up; the checkpoint is in "
+                        f"{self.ckpt_dir}, and the same command with --resume continues the run", self.ckpt_dir, self.epoch)
+
 # %% ../nbs/02_train.ipynb #fb101433
 def fit_run(learn:Learner, # the learner to train
             n_epoch:int, # total epochs of the run (including any already done)
@@ -306,6 +319,7 @@ def fit_run(learn:Learner, # the learner to train
         ck = Checkpoint(ctx.ckpt_dir, resume=ctx.resume)
         start = ck.start_epoch
         cbs.append(ck)
+        if ctx.deadline is not None: cbs.append(PauseAtDeadline(ctx.deadline, ctx.ckpt_dir, start))
         if start >= n_epoch:  # finished already: restore the final state without training
             learn.model.load_state_dict(ck.state['model'])
             for name, cb in stateful_callbacks(learn).items():

@@ -1,4 +1,4 @@
-"""The `attractor-nb` command: listing, running, bad input (exit 2, no traceback), and resume after a real kill."""
+"""The `attractor-nb` command: listing, running, bad input (exit 2, no traceback), and resume after a real kill and a pause."""
 import json, signal, subprocess, sys, time
 import pytest, torch
 from conftest import ROOT, run_cli
@@ -10,6 +10,9 @@ from conftest import ROOT, run_cli
     (['run', 'mnist-baseline', '--epochs', 'many'], '--epochs'),
     (['run', 'mnist-baseline', '--seeds', '1,x'], '--seeds'),
     (['run', 'mnist-baseline', '--device', 'cuda:7'], 'device'),
+    (['run', 'mnist-baseline', '--stop-after', '1'], '--checkpoints DIR'),  # quick scale: no checkpoints to continue from
+    (['run', 'mnist-baseline', '--stop-after', '0', '--checkpoints', 'ck'], 'positive number of hours'),
+    (['run', 'mnist-baseline', '--stop-after', '1', '--checkpoints', 'ck', '--seeds', '0,1', '--jobs', '2'], 'drop --jobs'),
     (['run'], 'experiment'),
     (['list', '--frob'], 'unrecognised arguments'),
     (['nonsense'], 'invalid choice'),
@@ -72,8 +75,8 @@ def test_run_seeds_as_concurrent_processes(tmp_path):
 
 ARGS = ['run', 'mnist-baseline', '--epochs', '6', '--train-size', '8000', '--valid-size', '1000', '--no-progress']
 
-def test_kill_and_resume(tmp_path):
-    "A run killed with SIGKILL resumes from its last checkpoint and ends exactly where an uninterrupted run ends"
+def test_kill_pause_and_resume(tmp_path):
+    "A run killed with SIGKILL, then paused by --stop-after, resumes from its last checkpoint and ends exactly where an uninterrupted run ends"
     ck = tmp_path/'ck'/'mnist-baseline-s0'/'last.pth'
     p = subprocess.Popen([sys.executable, '-m', 'attractor_nb.cli', *ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck'],
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -87,10 +90,17 @@ def test_kill_and_resume(tmp_path):
     assert done < 5, "the run finished before it could be killed: the test did not test resume"
     assert not (tmp_path/'a'/'mnist-baseline-s0.json').exists()
 
+    r = run_cli(*ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck', '--resume', '--stop-after', '1e-6')
+    assert r.returncode == 3 and 'paused after epoch' in r.stderr and '--resume' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert torch.load(ck, weights_only=False)['epoch'] == done + 1  # one more epoch, then the pause
+    assert not (tmp_path/'a'/'mnist-baseline-s0.json').exists()
+
     r = run_cli(*ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck', '--resume')
     assert r.returncode == 0, r.stderr
     resumed = json.loads((tmp_path/'a'/'mnist-baseline-s0.json').read_text())
     assert [h['epoch'] for h in resumed['history']] == list(range(6))  # nothing lost, nothing repeated
+    assert [s['ended'] for s in resumed['segments']] == ['killed', 'paused', 'finished'], resumed['segments']
+    assert resumed['wall_time_total_s'] >= resumed['wall_time_s']
 
     r = run_cli(*ARGS, '--out', tmp_path/'b')
     assert r.returncode == 0, r.stderr
