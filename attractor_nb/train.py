@@ -237,7 +237,9 @@ def bare_model(model:nn.Module) -> nn.Module:
 
 def stateful_callbacks(learn, exclude=None) -> dict:
     "The callbacks of `learn` (but `exclude`) that have a state to checkpoint, by class name"
-    return {type(cb).__name__: cb for cb in learn.cbs if cb is not exclude and hasattr(cb, 'state_dict')}
+    # the class must define `state_dict`: a fastai callback passes unknown attributes on to the learner and its model,
+    # so `hasattr(cb, 'state_dict')` holds for every callback and would store the model's weights once per callback
+    return {type(cb).__name__: cb for cb in learn.cbs if cb is not exclude and callable(getattr(type(cb), 'state_dict', None))}
 
 # %% ../nbs/02_train.ipynb #3649ece1
 class Checkpoint(Callback):
