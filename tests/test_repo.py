@@ -39,3 +39,28 @@ def test_cli_help_is_fast():
     "`attractor-nb --help` answers without importing torch"
     mods = _modules_after("import attractor_nb.cli")
     assert 'torch' not in mods
+
+def test_carry_paused_runs(tmp_path, monkeypatch, capsys):
+    "tools/carry.py: a paused run's checkpoints (last.pth files and the pieces' log, nothing else) go to runs/paused and back out"
+    import json, torch
+    sys.path.insert(0, str(ROOT/'tools'))
+    try: import carry
+    finally: sys.path.pop(0)
+    monkeypatch.setattr(carry, 'PAUSED', tmp_path/'paused')
+    monkeypatch.setattr(carry, 'ROOT', tmp_path)
+    run = tmp_path/'ck'/'sdrnn-demo-s0'
+    for m, ep in (('rnn', 4), ('sdrnn', 2)):
+        (run/m).mkdir(parents=True)
+        torch.save(dict(epoch=ep, n_epoch=5), run/m/'last.pth')
+        (run/m/'.last.pth.123.tmp').write_text('a half-written checkpoint')
+    (run/'segments.json').write_text(json.dumps([dict(seconds=1800.0, ended='paused'), dict(seconds=None, ended='killed')]))
+    carry.save(tmp_path/'ck', 'sdrnn-demo-s0')
+    kept = sorted(str(p.relative_to(tmp_path/'paused')) for p in (tmp_path/'paused').rglob('*') if p.is_file())
+    assert kept == ['sdrnn-demo-s0/rnn/last.pth', 'sdrnn-demo-s0/sdrnn/last.pth', 'sdrnn-demo-s0/segments.json'], kept
+    carry.list_()
+    out = capsys.readouterr().out
+    assert 'rnn: epoch 5 of 5; sdrnn: epoch 3 of 5; 2 pieces, 0.5 h' in out, out
+    carry.drop('sdrnn-demo-s0')
+    assert not (tmp_path/'paused'/'sdrnn-demo-s0').exists()
+    try: carry.save(tmp_path/'ck', 'no-such-run'); assert False, 'saved a run without checkpoints'
+    except SystemExit as e: assert 'nothing to carry' in str(e)
