@@ -4,7 +4,7 @@ checked in a real browser (Chromium).
 In the browser the site is served on a random loopback port; every request that would leave the machine is blocked
 and fails the test, and so does a request the site answers with an error, or a JavaScript error. Set
 ATTRACTOR_NB_DOCS_SHOTS to a folder to keep screenshots of the pages the tests visit."""
-import functools, http.server, os, re, shutil, subprocess, sys, threading, time
+import functools, http.server, json, os, re, shutil, subprocess, sys, threading, time
 from pathlib import Path
 from urllib.parse import urlparse
 import pytest
@@ -303,3 +303,11 @@ def test_results_page_reads_one_model_files(tmp_path):
     assert row('| RNN+A |').count('not yet run') == 2  # another recipe (PyTorch's initialisation) fills no paper cell
     assert '50.00 ± 1.00 (n=1)' in row('| RNN+A, PyTorch') and row('| SDRNN, PyTorch').count('not run') == 2  # its own rows
     assert 'torchinit.json' not in md[md.index('Not yet run'):]  # comparison rows are not to-dos
+    # a run done in pieces (tools/carry.py keeps it in runs/paused/ between sessions) is listed as in progress, still to do
+    paused = tmp_path/'paused'/'sdrnn-parity-rnna-tanh-s0'; paused.mkdir(parents=True)
+    (paused/'segments.json').write_text(json.dumps([dict(seconds=5400.0, ended='paused'), dict(seconds=None, ended='killed')]))
+    md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path, paused=tmp_path/'paused')
+    tanh = [l for l in md.split('\n') if l.startswith('    - `sdrnn-parity-*tanh*.json`')]
+    assert tanh and all('(in progress: `sdrnn-parity-rnna-tanh-s0` paused after 2 pieces, 1.5 h so far' in l for l in tanh), tanh
+    gru = [l for l in md.split('\n') if l.startswith('    - `sdrnn-parity-*gru*.json`')]
+    assert gru and not any('in progress' in l for l in gru), gru

@@ -563,8 +563,18 @@ def _paper_cell(v) -> str:
     if isinstance(v, (list, tuple)): return _fmt(float(v[0]), float(v[1]) if len(v) > 1 else None)
     return _fmt(float(v))
 
-def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path = PAPER_NUMBERS) -> tuple[str, list[str]]:
-    "The results overview: every `results/*.json` in tables beside the papers' numbers, and what is not yet run"
+def _paused_runs(paused: Path) -> dict:
+    "Runs being done in pieces (`runs/paused/<name>/segments.json`, see tools/carry.py): name -> 'N pieces, H h so far'"
+    out = {}
+    for f in sorted(paused.glob('*/segments.json')) if paused.is_dir() else []:
+        try: segs = json.loads(f.read_text())
+        except (OSError, ValueError): continue
+        out[f.parent.name] = f'{len(segs)} piece{"s" if len(segs) != 1 else ""}, {sum(s.get("seconds") or 0 for s in segs)/3600:.1f} h so far'
+    return out
+
+def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path = PAPER_NUMBERS,
+                     paused: Path | None = None) -> tuple[str, list[str]]:
+    "The results overview: every `results/*.json` in tables beside the papers' numbers, and what is not yet run (or in progress)"
     import yaml
     problems, out = [], []
     try: from attractor_nb.core import load_results, summarise, list_experiments
@@ -572,6 +582,7 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
         return (f'# Results\n\nThe results page could not be generated: `attractor_nb.core` failed to import '
                 f'(`{type(e).__name__}: {e}`).\n', [f'results page: {e}'])
     folder = Path(folder or os.environ.get('ATTRACTOR_NB_RESULTS') or ROOT/'results')  # as `results_dir` finds it
+    in_progress = _paused_runs(Path(paused or ROOT/'runs'/'paused'))
     recs = []
     for f in sorted(folder.glob('*.json')):
         try: recs += load_results(glob_escape(f.stem), out=folder)
@@ -645,7 +656,9 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
             out.append(_table(head, rows))
             if missing:
                 out.append(f'??? note "Not yet run: {len(missing)} of {len(t["rows"]) * len(cols)} cells"\n' +
-                           '\n'.join(f'    - `{p}.json`' for p in dict.fromkeys(missing)))  # each file once
+                           '\n'.join(f'    - `{p}.json`' + ''.join(f' (in progress: `{n}` paused after {v}, `runs/paused/`)'
+                                                                for n, v in in_progress.items() if fnmatch.fnmatchcase(n, p))
+                                     for p in dict.fromkeys(missing)))  # each file once
 
     out.append('## All paper-scale runs {#all-runs}')
     if not recs: out.append('None yet.')
