@@ -303,6 +303,16 @@ def test_results_page_reads_one_model_files(tmp_path):
     assert row('| RNN+A |').count('not yet run') == 2  # another recipe (PyTorch's initialisation) fills no paper cell
     assert '50.00 ± 1.00 (n=1)' in row('| RNN+A, PyTorch') and row('| SDRNN, PyTorch').count('not run') == 2  # its own rows
     assert 'torchinit.json' not in md[md.index('Not yet run'):]  # comparison rows are not to-dos
+    # the sigma sweep (Figure 4e,f): its own table, with the paper recipe's SDRNN as its sigma = 0.5 column; never in the tables above
+    save_results('sdrnn-parity-sdrnn-tanh-s0-sigma2', metrics={'sdrnn': dict(novel_error=0.45, novel_error_sem=0.02, hidden_entropy=5.)},
+                 config=dict(seed=0, scale='paper', model='sdrnn', sigma=2.0), experiment='sdrnn-parity', out=tmp_path)
+    md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path)
+    part = md[md.index('### Parity, test error'):]
+    assert '20.00 ± 1.00 (n=1)' in row('| SDRNN |')  # not averaged with the sigma = 2 run
+    assert '3.80 (n=1)' in next(l for l in md[md.index('### Entropy'):].split('\n') if l.startswith('| tanh SDRNN |'))
+    part = md[md.index('### Parity, SDRNN test error by the denoising noise'):]
+    cells = row('| SDRNN (novel sequences) |').split('|')
+    assert '20.00 ± 1.00 (n=1)' in cells[4] and '45.00 ± 2.00 (n=1)' in cells[6] and cells[2].count('not yet run') == 1, cells
     # a run done in pieces (tools/carry.py keeps it in runs/paused/ between sessions) is listed as in progress, still to do
     paused = tmp_path/'paused'/'sdrnn-parity-rnna-tanh-s0'; paused.mkdir(parents=True)
     (paused/'segments.json').write_text(json.dumps([dict(seconds=5400.0, ended='paused'), dict(seconds=None, ended='killed')]))

@@ -629,9 +629,10 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
                     paper = _paper_cell(pv[j] if j < len(pv) else None)
                     pat = (r.get('runs') or t['runs']).format(row=r.get('key', ''), col=c.get('key', ''))
                     metric = r.get('metric', t['metric'])  # a row may read its own (e.g. nested) metric
-                    skip = r.get('exclude', t.get('exclude'))  # runs of another recipe that the pattern also matches
+                    skip = r.get('exclude', t.get('exclude')) or []  # runs of other recipes that the pattern also matches
+                    skip = [skip] if isinstance(skip, str) else skip  # one glob or a list of them
                     hit = [x for x in recs if fnmatch.fnmatchcase(x['name'], pat) and _has_metric(x, metric)
-                           and not (skip and fnmatch.fnmatchcase(x['name'], skip))]
+                           and not any(fnmatch.fnmatchcase(x['name'], g) for g in skip)]
                     used.update(x['name'] for x in hit)
                     vals = [{**x, 'metrics': {metric: _metric(x, metric)}} for x in hit
                             if isinstance(_metric(x, metric), (int, float))]

@@ -13,15 +13,16 @@ from typing import ClassVar
 import torch
 from fastai.callback.core import Callback, CancelFitException
 
-from ..core import ExpConfig, RunContext, register_experiment, set_seed, cpu_threads
+from ..core import ExpConfig, RunContext, register_experiment, run_experiment, set_seed, cpu_threads
 from ..train import EpochHistory, tensor_dls, make_learner, fit_run
 from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, take_replications, put_replications, INITS
 from ..tasks import parity, _check_choice
 
 # %% auto #0
-__all__ = ['MODELS', 'SDRNNParityConfig', 'init_suffix', 'result_name', 'BestTrainAccuracy', 'parity_mse', 'replication_errors',
-           'mean_sem', 'paired_difference', 'format_paired', 'hidden_entropy', 'hidden_entropies', 'train_parity_model',
-           'evaluate_parity', 'summarise_replications', 'run', 'figure4']
+__all__ = ['MODELS', 'PAPER_SIGMA', 'SIGMA_SWEEP', 'SDRNNParityConfig', 'init_suffix', 'result_name', 'BestTrainAccuracy',
+           'parity_mse', 'replication_errors', 'mean_sem', 'paired_difference', 'format_paired', 'hidden_entropy',
+           'hidden_entropies', 'train_parity_model', 'evaluate_parity', 'summarise_replications', 'run', 'figure4',
+           'sigma_sweep', 'sigma_figure']
 
 # %% ../../nbs/33_parity.ipynb #ca8ac8b6
 MODELS = ('rnn', 'rnn+a', 'sdrnn')  # Section 4.1: the plain RNN, the RNN with attractors trained on the task only, the SDRNN
@@ -54,6 +55,7 @@ class SDRNNParityConfig(ExpConfig):
         _check_choice('cell', self.cell, ('tanh', 'gru'))
         _check_choice('model', self.model, (*MODELS, 'all'))
         _check_choice('init', self.init, INITS)
+        if not self.sigma > 0: raise ValueError(f"sigma={self.sigma!r}: expected a positive noise std for the denoising loss")
 
     @property
     def models(self) -> tuple:
@@ -66,9 +68,12 @@ def init_suffix(init:str) -> str:
     _check_choice('init', init, INITS)
     return '-torchinit' if init == 'torch' else ''
 
+PAPER_SIGMA = 0.5  # Section 4.1's denoising noise; other values are the sigma sweep of Figure 4e,f
+
 def result_name(cfg:SDRNNParityConfig) -> str:
     "Results file stem: 'sdrnn-parity-<cell>' for the three models, 'sdrnn-parity-<model>-<cell>-s<seed>' for one; `init_suffix`"
     ti = init_suffix(cfg.init)
+    if 'sdrnn' in cfg.models and cfg.sigma != PAPER_SIGMA: ti = f'-sigma{cfg.sigma:g}' + ti  # only the SDRNN uses sigma
     if cfg.model == 'all': return f'sdrnn-parity-{cfg.cell}' + (f'-s{cfg.seed}' if cfg.seed else '') + ti
     return f"sdrnn-parity-{cfg.model.replace('+', '')}-{cfg.cell}-s{cfg.seed}" + ti
 
@@ -345,3 +350,39 @@ def figure4(metrics:dict, cfg:SDRNNParityConfig):
 register_experiment('sdrnn-parity', SDRNNParityConfig, run,
                     description='streamed parity: RNN vs RNN+A vs SDRNN, novel and noisy test error over R replications (--cell tanh|gru)',
                     paper='Mozer et al. (SDRNN), Section 4.1, Figure 4a-d', result_name=result_name)
+
+# %% ../../nbs/33_parity.ipynb #83ea47c0
+SIGMA_SWEEP = {'paper': (0.125, 0.25, 0.5, 1.0, 2.0), 'quick': (0.125, 0.5, 2.0)}  # Figure 4e,f (the paper's values are not legible)
+
+def sigma_sweep(scale:str='quick', # the scale of every run
+                values:tuple|None=None, # the sigmas to run (default: `SIGMA_SWEEP[scale]`)
+                cell:str='tanh', # 'tanh' or 'gru'
+                **kwargs, # passed to `run_experiment` (seed, out, device, checkpoints, resume, progress, other config fields)
+               ) -> dict:
+    "Figure 4e,f: one SDRNN run of `sdrnn-parity` per denoising noise sigma; {sigma: results record}"
+    values = tuple(SIGMA_SWEEP[scale] if values is None else values)
+    bad = [v for v in values if not (isinstance(v, (int, float)) and v > 0)]
+    if not values or bad: raise ValueError(f"values={values!r}: expected positive noise stds")
+    if 'sigma' in kwargs or 'model' in kwargs: raise ValueError("sigma_sweep sets `sigma` and `model`: pass values=(...) instead")
+    return {float(v): run_experiment('sdrnn-parity', scale=scale, cell=cell, model='sdrnn', sigma=float(v), **kwargs) for v in values}
+
+def sigma_figure(sdrnn:dict, # {sigma: the SDRNN's metrics (mean and SEM of novel_error, noisy_error)}
+                 rnn:dict|None=None, # the RNN's metrics of the same seed: a reference line with its SEM band
+                 title:str='',
+                ):
+    "Figure 4e,f: the SDRNN's test error (±1 SEM) against the sigma of its denoising loss, novel and noisy sequences"
+    import matplotlib.pyplot as plt
+    s = sorted(sdrnn)
+    fig, axs = plt.subplots(1, 2, figsize=(7, 2.8), sharey=True)
+    for ax, k, name in zip(axs, ('novel_error', 'noisy_error'), ('novel sequences', 'noisy training sequences')):
+        ax.errorbar(s, [sdrnn[v][k] for v in s], yerr=[sdrnn[v][f'{k}_sem'] or 0 for v in s], marker='o', capsize=3,
+                    color='#d1736b', label='SDRNN')
+        if rnn is not None:
+            ax.axhline(rnn[k], color='#999999', ls='--', label='RNN')
+            ax.axhspan(rnn[k] - (rnn[f'{k}_sem'] or 0), rnn[k] + (rnn[f'{k}_sem'] or 0), color='#999999', alpha=0.15)
+        ax.set_xscale('log', base=2); ax.set_xticks(s, [f'{v:g}' for v in s]); ax.minorticks_off()
+        ax.set_xlabel('σ of the denoising noise'); ax.set_title(name)
+    axs[0].set_ylabel('test error (±1 SEM)'); axs[0].legend(fontsize=8)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
