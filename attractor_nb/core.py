@@ -420,7 +420,7 @@ def _begin_segment(ckpt:Path, resume:bool, rev:dict, dev) -> list[dict]:
     return segs
 
 def _end_segment(ckpt:Path, segs:list[dict], seconds:float, ended:str):
-    "Record how long this session of the run took and how it ended ('finished', 'paused' or 'failed')"
+    "Record how long this session of the run took and how it ended ('finished', 'paused', 'interrupted' or 'failed')"
     segs[-1].update(seconds=round(seconds, 1), ended=ended)
     write_json(segs, ckpt/'segments.json')
 
@@ -460,6 +460,7 @@ def run_experiment(name:str, # a registered experiment
     try:
         try: res = dict(exp.run(cfg, ctx))
         except RunPaused: ended = 'paused'; raise
+        except KeyboardInterrupt: ended = 'interrupted'; raise  # Ctrl-C (SIGINT): the checkpoint of the last epoch stands
         ended = 'finished'
         wall = time.time() - start
         if 'metrics' not in res: raise ValueError(f"experiment {name!r}: its run function must return a dict with 'metrics'")
