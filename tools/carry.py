@@ -35,10 +35,12 @@ def status(folder:Path) -> str:
         st = torch.load(f, map_location='cpu', weights_only=False)
         parts.append(f"{f.parent.relative_to(folder) or '.'}: epoch {st['epoch'] + 1} of {st['n_epoch']}")
     segs = folder/'segments.json'
-    if segs.exists():
-        s = json.loads(segs.read_text())
-        parts.append(f"{len(s)} pieces, {sum(x['seconds'] or 0 for x in s)/3600:.1f} h")
+    if segs.exists(): parts.append(pieces_text(json.loads(segs.read_text())))
     return '; '.join(parts)
+
+def pieces_text(segs:list) -> str:
+    "A run's pieces so far (its `segments.json`), e.g. '2 pieces, 1.7 h' (a killed piece's time is unknown: not counted)"
+    return f'{len(segs)} piece{"s" if len(segs) != 1 else ""}, {sum(s.get("seconds") or 0 for s in segs)/3600:.1f} h'
 
 def list_():
     runs = sorted(p for p in PAUSED.iterdir() if p.is_dir()) if PAUSED.exists() else []

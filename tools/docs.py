@@ -565,11 +565,12 @@ def _paper_cell(v) -> str:
 
 def _paused_runs(paused: Path) -> dict:
     "Runs being done in pieces (`runs/paused/<name>/segments.json`, see tools/carry.py): name -> 'N pieces, H h so far'"
+    from carry import pieces_text  # tools/carry.py, beside this file
     out = {}
     for f in sorted(paused.glob('*/segments.json')) if paused.is_dir() else []:
         try: segs = json.loads(f.read_text())
         except (OSError, ValueError): continue
-        out[f.parent.name] = f'{len(segs)} piece{"s" if len(segs) != 1 else ""}, {sum(s.get("seconds") or 0 for s in segs)/3600:.1f} h so far'
+        out[f.parent.name] = f'{pieces_text(segs)} so far'
     return out
 
 def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path = PAPER_NUMBERS,

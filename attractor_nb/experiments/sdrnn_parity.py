@@ -361,8 +361,8 @@ def sigma_sweep(scale:str='quick', # the scale of every run
                ) -> dict:
     "Figure 4e,f: one SDRNN run of `sdrnn-parity` per denoising noise sigma; {sigma: results record}"
     values = tuple(SIGMA_SWEEP[scale] if values is None else values)
-    bad = [v for v in values if not (isinstance(v, (int, float)) and v > 0)]
-    if not values or bad: raise ValueError(f"values={values!r}: expected positive noise stds")
+    if not values: raise ValueError("values=(): expected positive noise stds")
+    for v in values: SDRNNParityConfig(sigma=v)  # the config's own check, on every value before the first run
     if 'sigma' in kwargs or 'model' in kwargs: raise ValueError("sigma_sweep sets `sigma` and `model`: pass values=(...) instead")
     return {float(v): run_experiment('sdrnn-parity', scale=scale, cell=cell, model='sdrnn', sigma=float(v), **kwargs) for v in values}
 
