@@ -66,7 +66,7 @@ def cmd_list(args) -> int:
 
 def cmd_run(args, extra:list[str]) -> int:
     "Run one experiment for each seed and print where the results went"
-    from attractor_nb.core import get_experiment, run_experiment, get_device, UnknownExperiment, RunPaused
+    from attractor_nb.core import get_experiment, run_experiment, get_device, UnknownExperiment, RunPaused, checkpoint_root, check_stop_after
     try: exp = get_experiment(args.experiment)
     except UnknownExperiment as e: raise CLIError(str(e)) from None
     if args.scale not in exp.scales: raise CLIError(f"--scale {args.scale}: {exp.name} has scales {', '.join(exp.scales)}")
@@ -80,9 +80,8 @@ def cmd_run(args, extra:list[str]) -> int:
     seeds = parse_seeds(args.seeds) if args.seeds is not None else [args.seed]
     if args.jobs < 1: raise CLIError(f"--jobs {args.jobs}: expected a number of processes >= 1")
     if args.stop_after is not None:
-        if not args.stop_after > 0: raise CLIError(f"--stop-after {args.stop_after:g}: expected a positive number of hours")
-        if args.scale != 'paper' and args.checkpoints is None:
-            raise CLIError("--stop-after: a paused run continues from its checkpoints; give --checkpoints DIR (paper scale has them)")
+        try: check_stop_after(args.stop_after, checkpoint_root(args.scale, args.checkpoints, args.resume), '--stop-after', '--checkpoints DIR')
+        except ValueError as e: raise CLIError(str(e)) from None
         if args.jobs > 1 and len(seeds) > 1: raise CLIError("--stop-after runs the seeds one after the other: drop --jobs")
     if args.jobs > 1 and len(seeds) > 1: return _run_parallel(exp, seeds, args, overrides)
     deadline = time.time() + args.stop_after*3600 if args.stop_after is not None else None
@@ -221,7 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N or mps')
     r.add_argument('--resume', action='store_true', help='continue from the last checkpoint')
     r.add_argument('--out', default=None, help='results folder (default results/, or results/quick/ for quick runs)')
-    r.add_argument('--checkpoints', default=None, help='checkpoint folder (default checkpoints/ for paper scale)')
+    r.add_argument('--checkpoints', default=None, help='checkpoint folder (default checkpoints/ for paper scale or with --resume)')
     r.add_argument('--no-progress', action='store_true', help='no progress bars')
     r.add_argument('--help-config', action='store_true', help='list the config fields and their values, then exit')
     r.add_argument('--jobs', type=int, default=1, help='run the --seeds as this many concurrent processes sharing the device')

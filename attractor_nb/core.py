@@ -19,7 +19,8 @@ __all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'set_seed', '
            'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root', 'results_dir',
            'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results', 'load_results',
            'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment', 'register_experiment',
-           'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'run_experiment']
+           'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'checkpoint_root',
+           'check_stop_after', 'pieces_seconds', 'run_experiment']
 
 # %% ../nbs/00_core.ipynb #a684d6fd
 def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU)
@@ -424,13 +425,35 @@ def _end_segment(ckpt:Path, segs:list[dict], seconds:float, ended:str):
     segs[-1].update(seconds=round(seconds, 1), ended=ended)
     write_json(segs, ckpt/'segments.json')
 
+def checkpoint_root(scale:str, # the run's scale
+                    checkpoints:str|Path|None=None, # a root asked for, if any
+                    resume:bool=False, # whether the run continues from a checkpoint
+                   ) -> Path|None:
+    "Where a run keeps its checkpoints: `checkpoints`, else the project's `checkpoints/` at paper scale or when resuming, else none"
+    if checkpoints is not None: return Path(checkpoints)
+    if scale == 'paper' or resume: return (project_root() or Path.cwd())/'checkpoints'
+    return None
+
+def check_stop_after(stop_after:float|None, # hours, or None for no deadline
+                     root:Path|None, # from `checkpoint_root`
+                     arg:str='stop_after', ckpt_arg:str='`checkpoints`', # how the caller names the two (the CLI: its options)
+                    ):
+    "Raise `ValueError` unless `stop_after` is None, or a positive number of hours with checkpoints to continue from"
+    if stop_after is None: return
+    if root is None: raise ValueError(f"{arg}: a paused run continues from its checkpoints; give {ckpt_arg} (the default at paper scale or with resume)")
+    if not stop_after > 0: raise ValueError(f"{arg} {stop_after:g}: expected a positive number of hours")
+
+def pieces_seconds(segs:list[dict]) -> float:
+    "The time a run's pieces (`segments.json`) took together; a killed piece's time is unknown and counts 0"
+    return sum(s.get('seconds') or 0 for s in segs)
+
 def run_experiment(name:str, # a registered experiment
                    scale:str='quick', # a scale of its config
                    seed:int=0, # the run's seed
                    device:str='auto', # see `get_device`
                    out:str|Path|None=None, # results folder (default: `results_dir(scale)`)
                    resume:bool=False, # continue from the last checkpoint
-                   checkpoints:str|Path|None=None, # checkpoint root (default: `<results>/../checkpoints` for paper scale, none for quick)
+                   checkpoints:str|Path|None=None, # checkpoint root (default: `checkpoint_root`)
                    progress:bool=True, # show progress bars
                    save:bool=True, # write the results file
                    stop_after:float|None=None, # hours: pause after the epoch that ends past this (needs checkpoints; raises `RunPaused`)
@@ -444,11 +467,9 @@ def run_experiment(name:str, # a registered experiment
     dev = get_device(device)
     outdir = results_dir(cfg.scale, out)
     rname = exp.name_for(cfg)
-    if checkpoints is None and (cfg.scale == 'paper' or resume): checkpoints = (project_root() or Path.cwd())/'checkpoints'
-    ckpt = Path(checkpoints).resolve()/rname if checkpoints is not None else None
-    if stop_after is not None:
-        if ckpt is None: raise ValueError("stop_after: a paused run continues from its checkpoints; pass `checkpoints` (default at paper scale)")
-        if not stop_after > 0: raise ValueError(f"stop_after={stop_after!r}: expected a positive number of hours")
+    root = checkpoint_root(cfg.scale, checkpoints, resume)
+    check_stop_after(stop_after, root)
+    ckpt = root.resolve()/rname if root is not None else None
     main = is_main_process()
     set_seed(cfg.seed)
     rev = git_revision()  # the code the run starts from (the checkout may move on while a long run trains)
@@ -471,7 +492,7 @@ def run_experiment(name:str, # a registered experiment
         if not main: shutil.rmtree(ctx.scratch, ignore_errors=True)
         if segs: _end_segment(ckpt, segs, time.time() - start, ended)
     if len(segs) > 1:  # resumed: keep every session's share (a killed one's time is unknown)
-        res.update(segments=segs, wall_time_total_s=sum(s['seconds'] or 0 for s in segs))
+        res.update(segments=segs, wall_time_total_s=pieces_seconds(segs))
     rec = dict(name=rname, metrics=res.pop('metrics'), history=res.pop('history', []), config=cfg,
                wall_time=wall, experiment=exp.name, device=dev, data=res.pop('data', None), git=rev, **res)
     if save: rec['path'] = save_results(out=outdir, **rec) if main else outdir/f'{rname}.json'

@@ -26,6 +26,17 @@ def test_bad_input_exits_2_without_traceback(args, msg, capsys):
     assert code == 2, (code, err)
     assert msg in err and 'Traceback' not in err, err
 
+def test_stop_after_takes_the_default_checkpoints(monkeypatch, capsys):
+    "`--stop-after` is checked as `run_experiment` checks it: a quick run that resumes has the default checkpoints, so it is accepted"
+    from attractor_nb import core
+    from attractor_nb.cli import main
+    seen = {}
+    def fake_run(name, **kw):
+        seen.update(kw); return dict(metrics={}, path='nowhere.json')
+    monkeypatch.setattr(core, 'run_experiment', fake_run)
+    assert main(['run', 'mnist-baseline', '--resume', '--stop-after', '2', '--no-progress']) == 0, capsys.readouterr().err
+    assert seen['resume'] and seen['checkpoints'] is None and 1.99 < seen['stop_after'] <= 2, seen
+
 def test_console_script_bad_input():
     "The real entry point, in a subprocess: an unknown experiment is one line on stderr and exit status 2"
     r = run_cli('run', 'no-such-experiment')

@@ -40,7 +40,8 @@ def status(folder:Path) -> str:
 
 def pieces_text(segs:list) -> str:
     "A run's pieces so far (its `segments.json`), e.g. '2 pieces, 1.7 h' (a killed piece's time is unknown: not counted)"
-    return f'{len(segs)} piece{"s" if len(segs) != 1 else ""}, {sum(s.get("seconds") or 0 for s in segs)/3600:.1f} h'
+    from attractor_nb.core import pieces_seconds
+    return f'{len(segs)} piece{"s" if len(segs) != 1 else ""}, {pieces_seconds(segs)/3600:.1f} h'
 
 def list_():
     runs = sorted(p for p in PAUSED.iterdir() if p.is_dir()) if PAUSED.exists() else []
