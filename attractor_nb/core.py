@@ -20,7 +20,7 @@ __all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'set_seed', '
            'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results', 'load_results',
            'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment', 'register_experiment',
            'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'checkpoint_root',
-           'check_stop_after', 'pieces_seconds', 'run_experiment']
+           'check_stop_after', 'pieces_seconds', 'run_seconds', 'run_experiment']
 
 # %% ../nbs/00_core.ipynb #a684d6fd
 def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU)
@@ -446,6 +446,10 @@ def check_stop_after(stop_after:float|None, # hours, or None for no deadline
 def pieces_seconds(segs:list[dict]) -> float:
     "The time a run's pieces (`segments.json`) took together; a killed piece's time is unknown and counts 0"
     return sum(s.get('seconds') or 0 for s in segs)
+
+def run_seconds(rec:dict) -> float|None:
+    "A results record's wall time: summed over its pieces when it ran in several (`--stop-after`, `--resume`), else `wall_time_s`"
+    return rec.get('wall_time_total_s', rec.get('wall_time_s'))
 
 def run_experiment(name:str, # a registered experiment
                    scale:str='quick', # a scale of its config

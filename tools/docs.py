@@ -692,13 +692,14 @@ REDUCED = 'reduced'  # results/reduced/: paper recipe on a smaller budget (CPU r
 
 def _runs_tables(recs: list[dict], used: set, docs: Path, mark_unused: bool = True, stem: str = '') -> list[str]:
     "One table of runs (metrics, wall time, hardware, revision) and its history plot per experiment"
+    from attractor_nb.core import run_seconds  # results_markdown has imported core already
     out, by_exp = [], {}
     for r in recs: by_exp.setdefault(r.get('experiment') or '(no experiment)', []).append(r)
     for exp, rs in sorted(by_exp.items()):
         out.append(f'### {exp}')
         rows = []
         for r in rs:
-            hw, git, wall = r.get('hardware') or {}, r.get('git') or {}, r.get('wall_time_s')
+            hw, git, wall = r.get('hardware') or {}, r.get('git') or {}, run_seconds(r)  # all its pieces
             dev = hw.get('gpu') or hw.get('device') or hw.get('machine') or ''
             rev = (git.get('revision') or git.get('commit') or '')[:8] + (' dirty' if git.get('dirty') else '')
             mets = '<br>'.join(f'{k} {_num(v)}' for k, v in _flat(r.get('metrics') or {}).items())
