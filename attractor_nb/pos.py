@@ -261,13 +261,15 @@ class POSTagger(nn.Module):
                  dropout:float=0.2, # Appendix B.5: dropout 0.2 before the read-out
                  learn_unknown:bool=True, # learned vectors for unknown words (False: zeros)
                  seed:int|None=None, # initial weights from this seed (None: the global generator)
+                 init:str='torch', # GRU and read-out weights: 'torch' (as `nn.GRU`) or 'authors' (`l1_rows`, their TensorFlow code)
                 ):
         super().__init__()
         self.hparams = dict(n_tags=n_tags, hidden=hidden, attractor_size=attractor_size, attractor=attractor, sigma=sigma,
-                            iters=iters, dropout=dropout, learn_unknown=learn_unknown)
+                            iters=iters, dropout=dropout, learn_unknown=learn_unknown, init=init)
         self.emb = TaggerEmbedding(vectors, known, learn_unknown)
         self.net = SDRNNClassifier(self.emb.dim, hidden, attractor_size, n_tags, per_step=True, dropout=dropout,
-                                   cell='gru', bidirectional=True, attractor=attractor, sigma=sigma, iters=iters, seed=seed)
+                                   cell='gru', bidirectional=True, attractor=attractor, sigma=sigma, iters=iters, seed=seed,
+                                   init=init)
 
     def forward(self, x:torch.Tensor, # (bs, T) word indices
                 lengths:torch.Tensor, # (bs,) sentence lengths

@@ -17,7 +17,7 @@ from fastai.data.core import DataLoaders
 
 from ..core import ExpConfig, RunContext, register_experiment, set_seed
 from ..train import EpochHistory, make_learner, fit_run
-from ..sdrnn import SDRNNTrainer
+from ..sdrnn import SDRNNTrainer, INITS
 from ..pos import (BROWN_SENTS, N_TEST, brown_corpus, split_corpus, training_subset, derive_tagset, derive_vocab,
                               vocab_vectors, encode_sentences, SentenceBatches, masked_cross_entropy, token_counts,
                               TokenAccuracy, POSTagger, save_tagger, length_mask)
@@ -51,6 +51,7 @@ class SDRNNPOSConfig(ExpConfig):
     sigma:float = 0.5 # Appendix B.5: sigma = 0.5
     iters:int = 15 # Appendix B.5: 15 attractor iterations
     dropout:float = 0.2 # Appendix B.5: dropout 0.2 on the RNN's output
+    init:str = 'torch' # not in the paper: GRU and read-out weights, 'torch' (nn.GRU's) or 'authors' (their code's `l1_rows`)
     lr:float = 0.005 # not in the paper (Appendix B: Adam, one fixed lr for both losses)
     bs:int = 32 # not in the paper: sentences per batch
     max_epochs:int = 60 # not in the paper: upper bound on epochs
@@ -65,12 +66,13 @@ class SDRNNPOSConfig(ExpConfig):
         if self.model not in POS_MODELS: raise ValueError(f"model={self.model!r}: expected one of {', '.join(POS_MODELS)}")
         if self.tagset not in ('brown', 'universal'): raise ValueError(f"tagset={self.tagset!r}: expected 'brown' or 'universal'")
         if self.unknown not in ('learned', 'zero'): raise ValueError(f"unknown={self.unknown!r}: expected 'learned' or 'zero'")
+        if self.init not in INITS: raise ValueError(f"init={self.init!r}: expected one of {', '.join(INITS)}")
         if self.replications < 1: raise ValueError(f"replications={self.replications!r}: expected at least 1")
 
 def result_name(cfg:SDRNNPOSConfig) -> str:
-    "Results file stem: 'sdrnn-pos-<model>-n<train_size>', with '-universal' and '-s<seed>' where they apply"
+    "Results file stem: 'sdrnn-pos-<model>-n<train_size>', with '-universal', '-s<seed>' and '-authorsinit' where they apply"
     return (f'sdrnn-pos-{cfg.model}-n{cfg.train_size}' + ('-universal' if cfg.tagset == 'universal' else '')
-            + (f'-s{cfg.seed}' if cfg.seed else ''))
+            + (f'-s{cfg.seed}' if cfg.seed else '') + ('-authorsinit' if cfg.init == 'authors' else ''))
 
 # %% ../../nbs/37a_pos_experiment.ipynb #99cb38ef
 _DATA = {}
@@ -169,7 +171,8 @@ def train_replication(cfg:SDRNNPOSConfig, data:dict, r:int, ctx:RunContext|None=
                       SentenceBatches(*valid, bs=4*cfg.bs, device=dev), device=dev)
     dls.n_inp = 2
     model = POSTagger(data['E'], data['known'], len(data['tagset']), cfg.hidden, cfg.attractor, attractor=cfg.model == 'sdrnn',
-                      sigma=cfg.sigma, iters=cfg.iters, dropout=cfg.dropout, learn_unknown=cfg.unknown == 'learned', seed=seed)
+                      sigma=cfg.sigma, iters=cfg.iters, dropout=cfg.dropout, learn_unknown=cfg.unknown == 'learned', seed=seed,
+                      init=cfg.init)
     best = BestValid(cfg.patience)
     cbs = [best] + ([SDRNNTrainer(seed=seed)] if cfg.model == 'sdrnn' else [])
     learn = make_learner(model.to(dev), dls, loss_func=masked_cross_entropy, opt='adam', lr=cfg.lr, metrics=[TokenAccuracy()],
