@@ -18,6 +18,7 @@ from fastai.data.core import DataLoaders
 from ..core import ExpConfig, RunContext, register_experiment, set_seed
 from ..train import EpochHistory, make_learner, fit_run
 from ..sdrnn import SDRNNTrainer, INITS
+from ..tasks import _check_choice, _check_int
 from ..pos import (BROWN_SENTS, N_TEST, brown_corpus, split_corpus, training_subset, derive_tagset, derive_vocab,
                               vocab_vectors, encode_sentences, SentenceBatches, masked_cross_entropy, token_counts,
                               TokenAccuracy, POSTagger, save_tagger, length_mask)
@@ -63,11 +64,11 @@ class SDRNNPOSConfig(ExpConfig):
                                                          patience=3, n_test_eval=1000)}
 
     def __post_init__(self):
-        if self.model not in POS_MODELS: raise ValueError(f"model={self.model!r}: expected one of {', '.join(POS_MODELS)}")
-        if self.tagset not in ('brown', 'universal'): raise ValueError(f"tagset={self.tagset!r}: expected 'brown' or 'universal'")
-        if self.unknown not in ('learned', 'zero'): raise ValueError(f"unknown={self.unknown!r}: expected 'learned' or 'zero'")
-        if self.init not in INITS: raise ValueError(f"init={self.init!r}: expected one of {', '.join(INITS)}")
-        if self.replications < 1: raise ValueError(f"replications={self.replications!r}: expected at least 1")
+        _check_choice('model', self.model, POS_MODELS)
+        _check_choice('tagset', self.tagset, ('brown', 'universal'))
+        _check_choice('unknown', self.unknown, ('learned', 'zero'))
+        _check_choice('init', self.init, INITS)
+        _check_int('replications', self.replications, 1)
 
 def result_name(cfg:SDRNNPOSConfig) -> str:
     "Results file stem: 'sdrnn-pos-<model>-n<train_size>', with '-universal', '-s<seed>' and '-authorsinit' where they apply"
