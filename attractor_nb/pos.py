@@ -157,10 +157,21 @@ class TaggerEmbedding(nn.Module):
         super().__init__()
         slot = torch.zeros(len(known), dtype=torch.long)
         slot[~known] = torch.arange(1, int((~known).sum()) + 1)
-        self.register_buffer('vectors', vectors.float().clone())
-        self.register_buffer('slot', slot)  # 0: fixed vector; k > 0: row k of `unknown`
+        # data, not training state: kept out of `state_dict` so checkpoints stay small (4 MB less for 20,000 words)
+        self.register_buffer('vectors', vectors.float().clone(), persistent=False)
+        self.register_buffer('slot', slot, persistent=False)  # 0: fixed vector; k > 0: row k of `unknown`
         self.unknown = nn.Parameter(torch.zeros(int((~known).sum()) + 1, vectors.shape[1]), requires_grad=learn_unknown)
         self.dim = vectors.shape[1]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        "Also read `vectors` and `slot` where a state holds them (tagger files, checkpoints written before they left the state)"
+        for name in ('vectors', 'slot'):
+            t = state_dict.pop(prefix + name, None)
+            if t is None: continue
+            if t.shape != getattr(self, name).shape:
+                raise ValueError(f"{prefix}{name}: shape {tuple(t.shape)} in the state, {tuple(getattr(self, name).shape)} in the model")
+            getattr(self, name).copy_(t)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x:torch.Tensor, # (bs, T) word indices
                ) -> torch.Tensor: # (bs, T, d)
@@ -238,6 +249,7 @@ def token_counts(pred:torch.Tensor, Y:torch.Tensor, L:torch.Tensor, mask:torch.T
 
 class TokenAccuracy(Metric):
     "Accuracy over the real words of the whole validation set"
+    def __init__(self): self.reset()  # `value` is None until a validation pass (epochs skipped on resume have none)
     def reset(self): self.right, self.n = 0, 0
     def accumulate(self, learn):
         r, n = token_counts(learn.pred.detach(), *learn.yb)
@@ -282,7 +294,8 @@ TAGGER_FORMAT = 'attractor-nb-pos-tagger-v1'
 def save_tagger(path:str|Path, model:POSTagger, vocab:Vocab, tagset:TagSet, info:dict|None=None) -> Path:
     "Write a self-contained tagger file"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    obj = dict(format=TAGGER_FORMAT, hparams=model.hparams, state=model.state_dict(), vocab=vocab.words[2:],
+    state = {**model.state_dict(), 'emb.vectors': model.emb.vectors, 'emb.slot': model.emb.slot}  # self-contained
+    obj = dict(format=TAGGER_FORMAT, hparams=model.hparams, state=state, vocab=vocab.words[2:],
                tags=tagset.names[1:], info=dict(info or {}))
     tmp = path.with_name(f'.{path.name}.tmp'); torch.save(obj, tmp); tmp.replace(path)
     return path

@@ -140,3 +140,21 @@ def test_cli_tag_without_checkpoint(tmp_path, cli, capsys):
     assert main(['tag', 'Hi', '--checkpoint', str(tmp_path/'bad.pt')]) == 1
     err = capsys.readouterr().err
     assert 'not a readable tagger file' in err and 'Traceback' not in err
+
+
+def test_paused_run_resumes_to_the_same_result_with_small_checkpoints(tmp_path, one_thread):
+    "A run paused by `stop_after` and resumed ends where an uninterrupted run ends; checkpoints leave the word vectors out"
+    from attractor_nb.core import run_experiment, RunPaused
+    kw = dict(scale='quick', device='cpu', progress=False, train_size=20, replications=2, max_epochs=2, n_test_eval=40,
+              baselines=False, save_tagger=False)
+    whole = run_experiment('sdrnn-pos', out=tmp_path/'a', checkpoints=tmp_path/'cka', **kw)
+    with pytest.raises(RunPaused):
+        run_experiment('sdrnn-pos', out=tmp_path/'b', checkpoints=tmp_path/'ckb', stop_after=1e-9, **kw)
+    ck = tmp_path/'ckb'/'sdrnn-pos-sdrnn-n20'/'rep0'/'last.pth'
+    st = torch.load(ck, map_location='cpu', weights_only=False)
+    assert st['epoch'] == 0 and not (tmp_path/'ckb'/'sdrnn-pos-sdrnn-n20'/'rep1').exists()
+    assert 'emb.unknown' in st['model'] and not [k for k in st['model'] if k in ('emb.vectors', 'emb.slot')]
+    assert ck.stat().st_size < 20_002*50*4  # smaller than the GloVe matrix alone (it was 5 MB for the RNN with it)
+    resumed = run_experiment('sdrnn-pos', out=tmp_path/'b', checkpoints=tmp_path/'ckb', resume=True, **kw)
+    acc = lambda rec: [r['accuracy'] for r in rec['replications']]
+    assert acc(resumed) == pytest.approx(acc(whole), abs=1e-6) and len(resumed['history']) == len(whole['history'])
