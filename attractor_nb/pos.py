@@ -150,6 +150,7 @@ def glove_lookup(words:list, # words to embed (lowercase)
 # %% ../nbs/37_pos_tagging.ipynb #ecc6a457
 class TaggerEmbedding(nn.Module):
     "Fixed word vectors, with a learned (or zero) vector for each unknown word"
+    data_buffers = ('vectors', 'slot')  # data, not training state: left out of `state_dict`, written by `save_tagger`
     def __init__(self, vectors:torch.Tensor, # (V, d) word vectors (rows of unknown words are ignored)
                  known:torch.Tensor, # (V,) bool: the word has a fixed vector (padding counts as known)
                  learn_unknown:bool=True, # learned vectors (initialised at 0) for unknown words; False: zeros
@@ -165,7 +166,7 @@ class TaggerEmbedding(nn.Module):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         "Also read `vectors` and `slot` where a state holds them (tagger files, checkpoints written before they left the state)"
-        for name in ('vectors', 'slot'):
+        for name in self.data_buffers:
             t = state_dict.pop(prefix + name, None)
             if t is None: continue
             if t.shape != getattr(self, name).shape:
@@ -294,7 +295,8 @@ TAGGER_FORMAT = 'attractor-nb-pos-tagger-v1'
 def save_tagger(path:str|Path, model:POSTagger, vocab:Vocab, tagset:TagSet, info:dict|None=None) -> Path:
     "Write a self-contained tagger file"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    state = {**model.state_dict(), 'emb.vectors': model.emb.vectors, 'emb.slot': model.emb.slot}  # self-contained
+    data = {f'emb.{k}': getattr(model.emb, k) for k in TaggerEmbedding.data_buffers}
+    state = {**model.state_dict(), **data}  # self-contained
     obj = dict(format=TAGGER_FORMAT, hparams=model.hparams, state=state, vocab=vocab.words[2:],
                tags=tagset.names[1:], info=dict(info or {}))
     tmp = path.with_name(f'.{path.name}.tmp'); torch.save(obj, tmp); tmp.replace(path)
