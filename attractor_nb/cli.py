@@ -11,7 +11,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['DEMO_EXPERIMENTS', 'TAGGER_HOWTO', 'CLIError', 'parse_seeds', 'parse_overrides', 'cmd_list', 'cmd_run', 'cmd_bench',
-           'cmd_demo', 'cmd_download', 'cmd_data', 'NoTaggerError', 'find_tagger', 'cmd_tag', 'build_parser', 'main']
+           'cmd_demo', 'cmd_download', 'cmd_data', 'NoTaggerError', 'find_tagger', 'cmd_tag', 'build_parser',
+           'Terminated', 'sigterm_interrupts', 'main']
 
 # %% ../nbs/03_cli.ipynb #8f88b546
 class CLIError(Exception):
@@ -243,6 +244,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--out', default=None, help='results folder (default results/, or results/quick/ with --quick)')
     return p
 
+class Terminated(KeyboardInterrupt):
+    "SIGTERM (a batch queue's stop, `kill`) during a command: stops a run as Ctrl-C does, so its piece's time is logged"
+
+@contextlib.contextmanager
+def sigterm_interrupts():
+    "While inside, SIGTERM raises `Terminated` in the main thread (elsewhere signals cannot be caught: nothing changes)"
+    import signal, threading
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def _raise(signum, frame): raise Terminated()
+    old = signal.signal(signal.SIGTERM, _raise)
+    try: yield
+    finally: signal.signal(signal.SIGTERM, old)
+
 def main(argv:list[str]|None=None) -> int:
     "Entry point of `attractor-nb`; returns the exit status"
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -254,7 +268,8 @@ def main(argv:list[str]|None=None) -> int:
         p = build_parser()
         if not argv: p.print_help(); return 2
         args, extra = p.parse_known_args(argv)
-        if args.command == 'run': return cmd_run(args, extra)
+        if args.command == 'run':
+            with sigterm_interrupts(): return cmd_run(args, extra)
         if extra: raise CLIError(f"unrecognised arguments: {' '.join(extra)}")
         if args.command is None: p.print_help(); return 2
         return dict(list=cmd_list, demo=cmd_demo, download=cmd_download, data=cmd_data, tag=cmd_tag, bench=cmd_bench)[args.command](args)
@@ -265,8 +280,10 @@ def main(argv:list[str]|None=None) -> int:
     except FileNotFoundError as e:  # includes a missing data set, whose message says how to provide it
         if debug: traceback.print_exc()
         print(f"error: {e}", file=sys.stderr); return 2
-    except KeyboardInterrupt:
-        print("interrupted (a paper-scale run continues with --resume)", file=sys.stderr); return 130
+    except KeyboardInterrupt as e:
+        how = 'terminated (SIGTERM)' if isinstance(e, Terminated) else 'interrupted'
+        print(f"{how}: a run with checkpoints continues from its last epoch with --resume", file=sys.stderr)
+        return 143 if isinstance(e, Terminated) else 130  # the shell's statuses for the two signals
     except Exception as e:
         core = sys.modules.get('attractor_nb.core')  # not imported at the top: `--help` stays free of torch
         if core is not None and isinstance(e, core.RunPaused):  # --stop-after

@@ -485,7 +485,7 @@ def run_experiment(name:str, # a registered experiment
     try:
         try: res = dict(exp.run(cfg, ctx))
         except RunPaused: ended = 'paused'; raise
-        except KeyboardInterrupt: ended = 'interrupted'; raise  # Ctrl-C (SIGINT): the checkpoint of the last epoch stands
+        except KeyboardInterrupt: ended = 'interrupted'; raise  # Ctrl-C, or SIGTERM under the CLI: the last epoch's checkpoint stands
         ended = 'finished'
         wall = time.time() - start
         if 'metrics' not in res: raise ValueError(f"experiment {name!r}: its run function must return a dict with 'metrics'")

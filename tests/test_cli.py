@@ -135,3 +135,23 @@ def test_bench_command_writes_results(cli, tmp_path):
     assert f"results: {tmp_path/'bench_sdrnn.json'}" in r.stdout
     rec = json.loads((tmp_path/'bench_sdrnn.json').read_text())
     assert rec['config']['scale'] == 'quick' and rec['metrics']
+
+
+def test_sigterm_stops_a_run_and_logs_its_piece(tmp_path):
+    "SIGTERM (a batch queue's stop) ends a run with status 143 and one line; segments.json keeps the piece's seconds"
+    ckdir, t_start = tmp_path/'ck'/'mnist-baseline-s0', time.time()
+    p = subprocess.Popen([sys.executable, '-m', 'attractor_nb.cli', *ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck'],
+                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 300
+    while not (ckdir/'last.pth').exists():
+        assert p.poll() is None, f"the run ended before its first checkpoint: {p.stderr.read().decode()[-2000:]}"
+        assert time.time() < deadline, "no checkpoint after 300 s"
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    err = p.communicate(timeout=120)[1].decode()
+    assert p.returncode == 143, (p.returncode, err)
+    assert 'terminated (SIGTERM)' in err and '--resume' in err and 'Traceback' not in err, err
+    assert not (tmp_path/'a'/'mnist-baseline-s0.json').exists()
+    segs = json.loads((ckdir/'segments.json').read_text())
+    assert [s['ended'] for s in segs] == ['interrupted'], segs  # not 'killed': its time is known
+    assert 0 < segs[0]['seconds'] <= time.time() - t_start, segs
