@@ -86,9 +86,8 @@ def test_run_seeds_as_concurrent_processes(tmp_path):
 
 ARGS = ['run', 'mnist-baseline', '--epochs', '6', '--train-size', '8000', '--valid-size', '1000', '--no-progress']
 
-def test_kill_pause_and_resume(tmp_path):
-    "A run killed with SIGKILL, then paused by --stop-after, resumes from its last checkpoint and ends exactly where an uninterrupted run ends"
-    ck = tmp_path/'ck'/'mnist-baseline-s0'/'last.pth'
+def _start_until_checkpoint(tmp_path, ck):
+    "Start `ARGS` as a CLI process with checkpoints under tmp_path/ck; return it once its first checkpoint `ck` exists"
     p = subprocess.Popen([sys.executable, '-m', 'attractor_nb.cli', *ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck'],
                          cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 300
@@ -96,6 +95,12 @@ def test_kill_pause_and_resume(tmp_path):
         assert p.poll() is None, f"the run ended before its first checkpoint: {p.stderr.read().decode()[-2000:]}"
         assert time.time() < deadline, "no checkpoint after 300 s"
         time.sleep(0.02)
+    return p
+
+def test_kill_pause_and_resume(tmp_path):
+    "A run killed with SIGKILL, then paused by --stop-after, resumes from its last checkpoint and ends exactly where an uninterrupted run ends"
+    ck = tmp_path/'ck'/'mnist-baseline-s0'/'last.pth'
+    p = _start_until_checkpoint(tmp_path, ck)
     p.send_signal(signal.SIGKILL); p.wait()
     done = torch.load(ck, weights_only=False)['epoch']
     assert done < 5, "the run finished before it could be killed: the test did not test resume"
@@ -140,13 +145,7 @@ def test_bench_command_writes_results(cli, tmp_path):
 def test_sigterm_stops_a_run_and_logs_its_piece(tmp_path):
     "SIGTERM (a batch queue's stop) ends a run with status 143 and one line; segments.json keeps the piece's seconds"
     ckdir, t_start = tmp_path/'ck'/'mnist-baseline-s0', time.time()
-    p = subprocess.Popen([sys.executable, '-m', 'attractor_nb.cli', *ARGS, '--out', tmp_path/'a', '--checkpoints', tmp_path/'ck'],
-                         cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while not (ckdir/'last.pth').exists():
-        assert p.poll() is None, f"the run ended before its first checkpoint: {p.stderr.read().decode()[-2000:]}"
-        assert time.time() < deadline, "no checkpoint after 300 s"
-        time.sleep(0.02)
+    p = _start_until_checkpoint(tmp_path, ckdir/'last.pth')
     p.send_signal(signal.SIGTERM)
     err = p.communicate(timeout=120)[1].decode()
     assert p.returncode == 143, (p.returncode, err)
