@@ -258,7 +258,13 @@ def sigterm_interrupts():
     finally: signal.signal(signal.SIGTERM, old)
 
 def main(argv:list[str]|None=None) -> int:
-    "Entry point of `attractor-nb`; returns the exit status"
+    "Entry point of `attractor-nb`; returns the exit status (under `torchrun`, ends the process with it: `train.exit_distributed`)"
+    status = _main(argv)
+    train = sys.modules.get('attractor_nb.train')  # imported by every run; not by `--help`
+    if train is not None: train.exit_distributed(status)  # no-op in one process
+    return status
+
+def _main(argv:list[str]|None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = '--debug' in argv or bool(os.environ.get('ATTRACTOR_NB_DEBUG'))
     if not debug:  # deprecation chatter from fastai's imports is not the user's concern

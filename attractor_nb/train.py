@@ -36,7 +36,8 @@ from .core import RunContext, RunPaused, dist_info, is_main_process, set_seed, f
 # %% auto #0
 __all__ = ['PRECISIONS', 'TensorBatches', 'tensor_dls', 'multistep_sched', 'EpochHistory', 'NaNGuard', 'DeviceMixedPrecision',
            'CompileModel', 'fast_path_cbs', 'make_learner', 'last_checkpoint', 'bare_model', 'stateful_callbacks',
-           'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics', 'SyncExtraParams', 'distrib_ctx']
+           'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics', 'SyncExtraParams', 'distrib_ctx',
+           'exit_distributed']
 
 # %% ../nbs/02_train.ipynb #09d2e405
 class TensorBatches(DataLoader):
@@ -382,3 +383,15 @@ def distrib_ctx(learn:Learner, # a learner from `make_learner`
         try: yield learn
         finally:
             if sync: learn.remove_cb(sync)
+
+# %% ../nbs/02_train.ipynb #5000cf0d
+def exit_distributed(status:int=0, # the exit status of the process
+                     force:bool=False, # exit even in a single process
+                    ):
+    "In a multi-process launch (or with `force`) flush stdout/stderr and end the process now, skipping interpreter finalisation"
+    if not force and dist_info().world_size < 2: return
+    import sys
+    for f in (sys.stdout, sys.stderr):
+        try: f.flush()
+        except Exception: pass
+    os._exit(status)

@@ -30,7 +30,7 @@ SCRIPT = textwrap.dedent('''
     if mode == 'fastai':
         from fastai.callback.core import Callback
         from attractor_nb.core import RunContext
-        from attractor_nb.train import make_learner, tensor_dls, fit_run, last_checkpoint
+        from attractor_nb.train import make_learner, tensor_dls, fit_run, last_checkpoint, exit_distributed
         rank = int(os.environ['RANK'])
         _save = torch.save
         def counting_save(*a, **k): saves.append(1); return _save(*a, **k)
@@ -70,8 +70,10 @@ SCRIPT = textwrap.dedent('''
                 loss = nn.functional.cross_entropy(ddp(xb), yb); opt.zero_grad(); loss.backward(); opt.step()
         dist.destroy_process_group()
     rank = int(os.environ['RANK'])
-    json.dump(dict(rank=rank, world=int(os.environ['WORLD_SIZE']), wrapped=wrapped, seen=seen, extra=extra, saves=len(saves),
-                   ckpt=ckpt, weights=[p.detach().flatten().tolist() for p in model.parameters()]), open(f'{out}/rank{rank}.json', 'w'))
+    with open(f'{out}/rank{rank}.json', 'w') as f:
+        json.dump(dict(rank=rank, world=int(os.environ['WORLD_SIZE']), wrapped=wrapped, seen=seen, extra=extra, saves=len(saves),
+                       ckpt=ckpt, weights=[p.detach().flatten().tolist() for p in model.parameters()]), f)
+    if mode == 'fastai': exit_distributed()  # as a script of the library's users would end (see train.exit_distributed)
 ''')
 
 
@@ -169,7 +171,7 @@ RMAN_SCRIPT = textwrap.dedent('''
     import torch
     torch.set_num_threads(1)
     from torch import nn
-    from attractor_nb.train import make_learner, tensor_dls, fit_run
+    from attractor_nb.train import make_learner, tensor_dls, fit_run, exit_distributed
     from attractor_nb.rman import RMANCallback
     out, rank = sys.argv[1], int(os.environ['RANK'])
     torch.manual_seed(0)
@@ -178,7 +180,8 @@ RMAN_SCRIPT = textwrap.dedent('''
     cb = RMANCallback(4, layer=net[2])
     learn = make_learner(net, tensor_dls((x, y), (x, y), bs=8), lr=0.05, cbs=[cb], progress=False, log_epochs=False)
     fit_run(learn, 2)
-    json.dump(dict(log=cb.energy_log, m=cb.rman.m.detach().flatten().tolist()), open(f'{out}/rman{rank}.json', 'w'))
+    with open(f'{out}/rman{rank}.json', 'w') as f: json.dump(dict(log=cb.energy_log, m=cb.rman.m.detach().flatten().tolist()), f)
+    exit_distributed()  # skips the interpreter's finalisation, where gloo's threads can abort a finished process
 ''')
 
 
