@@ -261,7 +261,9 @@ def main(argv:list[str]|None=None) -> int:
     "Entry point of `attractor-nb`; returns the exit status (under `torchrun`, ends the process with it: `train.exit_distributed`)"
     status = _main(argv)
     train = sys.modules.get('attractor_nb.train')  # imported by every run; not by `--help`
-    if train is not None: train.exit_distributed(status)  # no-op in one process
+    if train is not None:
+        try: train.exit_distributed(status)  # no-op in one process
+        except ValueError: pass  # an inconsistent RANK/WORLD_SIZE: the status already says so
     return status
 
 def _main(argv:list[str]|None) -> int:
