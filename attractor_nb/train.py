@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/train.html.md"""
 
 # %% ../nbs/02_train.ipynb #a93bdcc8
 from __future__ import annotations
-import contextlib, math, os, random, time, warnings
+import contextlib, math, os, random, sys, time, warnings
 from functools import partial
 from pathlib import Path
 
@@ -390,7 +390,6 @@ def exit_distributed(status:int=0, # the exit status of the process
                     ):
     "In a multi-process launch (or with `force`) flush stdout/stderr and end the process now, skipping interpreter finalisation"
     if not force and dist_info().world_size < 2: return
-    import sys
     for f in (sys.stdout, sys.stderr):
         try: f.flush()
         except Exception: pass
