@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/sdrnn.html.md"""
 
 # %% ../nbs/31_sdrnn.ipynb #89c28f5b
 from __future__ import annotations
-import math
+import hashlib, math, warnings
 from contextlib import contextmanager
 
 import torch
@@ -443,11 +443,19 @@ def load_state_dict(self:SDRNNTrainer, sd:dict):
     if self.dopt is None or self.gens is None: self._pending = sd
     else: self._load(sd)
 
+def _set_generator_state(g:torch.Generator, s:torch.Tensor) -> bool:
+    "Restore `g` to `s`, or, if `s` comes from another kind of device (a CUDA state on the CPU), seed `g` from `s`: False"
+    try: g.set_state(s); return True
+    except RuntimeError:  # CPU and CUDA generator states differ in size and meaning
+        g.manual_seed(int.from_bytes(hashlib.sha256(s.cpu().numpy().tobytes()).digest()[:8], 'little') >> 1)
+        return False
+
 @patch
 def _load(self:SDRNNTrainer, sd:dict):
-    if sd['opt'] is not None: self.dopt.load_state_dict(sd['opt'])
-    if sd['gens'] is not None:
-        for g, s in zip(self.gens, sd['gens']): g.set_state(s)
+    if sd['opt'] is not None: self.dopt.load_state_dict(sd['opt'])  # a torch optimiser: moves its state to the parameters
+    if sd['gens'] is not None and not all([_set_generator_state(g, s) for g, s in zip(self.gens, sd['gens'])]):
+        warnings.warn("SDRNNTrainer: the checkpoint's noise generators come from another kind of device (CPU or GPU); "
+                      "they are seeded from their saved states, so the denoising noise differs from an uninterrupted run from here on")
     self.denoise_log = list(sd["history"])
 
 # %% ../nbs/31_sdrnn.ipynb #3ccae239

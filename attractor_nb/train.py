@@ -35,9 +35,9 @@ from .core import RunContext, RunPaused, dist_info, is_main_process, set_seed, f
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TensorBatches', 'tensor_dls', 'multistep_sched', 'EpochHistory', 'NaNGuard', 'DeviceMixedPrecision',
-           'CompileModel', 'fast_path_cbs', 'make_learner', 'last_checkpoint', 'bare_model', 'stateful_callbacks',
-           'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics', 'SyncExtraParams', 'distrib_ctx',
-           'exit_distributed']
+           'CompileModel', 'fast_path_cbs', 'make_learner', 'last_checkpoint', 'opt_state_to_params', 'bare_model',
+           'stateful_callbacks', 'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics', 'SyncExtraParams',
+           'distrib_ctx', 'exit_distributed']
 
 # %% ../nbs/02_train.ipynb #09d2e405
 class TensorBatches(DataLoader):
@@ -231,6 +231,15 @@ def last_checkpoint(ckpt_dir:str|Path|None) -> dict|None:
     try: return torch.load(f, map_location='cpu', weights_only=False)
     except Exception as e: raise RuntimeError(f"checkpoint {f} cannot be read ({e}); delete it to start afresh") from e
 
+def opt_state_to_params(opt):
+    "Move each optimiser state tensor onto its parameter's device: a checkpoint loads onto the CPU, its run may go on on a GPU"
+    # torch optimisers do this in `load_state_dict`; fastai's `Optimizer` keeps the tensors where they were loaded
+    st = getattr(opt, 'state', None)
+    if not isinstance(st, dict) or isinstance(opt, torch.optim.Optimizer): return opt
+    for p, s in list(st.items()):
+        if isinstance(p, torch.Tensor): st[p] = {k: v.to(p.device) if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+    return opt
+
 def bare_model(model:nn.Module) -> nn.Module:
     "`model` without the `DistributedDataParallel`/`DataParallel` wrapper that distributed training puts around it"
     while isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)): model = model.module
@@ -268,6 +277,7 @@ class Checkpoint(Callback):
         for name, cb in self._stateful_cbs().items():
             if name in st['callbacks']: cb.load_state_dict(st['callbacks'][name])
         self.learn.opt.load_state_dict(st['opt'])
+        opt_state_to_params(self.learn.opt)  # a checkpoint from the CPU goes on on a GPU, and the other way round
         self.learn.history = list(st['history'])
         sl = self.learn.recorder.smooth_loss
         sl.val, sl.count = st['smooth_loss']

@@ -195,7 +195,10 @@ class BestTrainAccuracy(Callback):
     def state_dict(self) -> dict:
         return dict(best_acc=self.best_acc, best_epoch=self.best_epoch, weights=self.weights, active=self.active)
     def load_state_dict(self, sd:dict):
-        self.best_acc, self.best_epoch, self.weights = sd['best_acc'], sd['best_epoch'], sd['weights']
+        # a checkpoint loads onto the CPU: the best weights go where the model is (a run may go on on a GPU), the counts stay on the CPU
+        dev = next(self.learn.model.parameters()).device if getattr(self, 'learn', None) is not None else None
+        self.best_acc, self.best_epoch = sd['best_acc'].cpu(), sd['best_epoch'].cpu()
+        self.weights = {n: w.to(dev) if dev is not None else w for n, w in sd['weights'].items()}
         self._pending = sd.get('active')  # the checkpoint's optimiser state has only these rows: drop the others at the next epoch
 
 # %% ../../nbs/33_parity.ipynb #1f12593f
