@@ -26,6 +26,7 @@ from fastai.learner import Learner, Recorder
 from fastai.losses import CrossEntropyLossFlat
 from fastai.metrics import accuracy, error_rate
 from fastai.optimizer import SGD, Adam
+from fastai.torch_core import to_device
 from fastai.callback.fp16 import MixedPrecision, AMPMode
 with warnings.catch_warnings():  # fastai's module imports the deprecated `torch.cuda.amp.GradScaler`
     warnings.simplefilter('ignore', FutureWarning)
@@ -237,7 +238,7 @@ def opt_state_to_params(opt):
     st = getattr(opt, 'state', None)
     if not isinstance(st, dict) or isinstance(opt, torch.optim.Optimizer): return opt
     for p, s in list(st.items()):
-        if isinstance(p, torch.Tensor): st[p] = {k: v.to(p.device) if isinstance(v, torch.Tensor) else v for k, v in s.items()}
+        if isinstance(p, torch.Tensor): st[p] = to_device(s, p.device)
     return opt
 
 def bare_model(model:nn.Module) -> nn.Module:
