@@ -19,7 +19,7 @@ from .core import ExpConfig, set_seed
 
 # %% auto #0
 __all__ = ['safe_atanh', 'symmetric', 'AttractorNet', 'denoise_loss', 'attractor_data', 'attractor_loss_func', 'pct_removed',
-           'fit_attractor', 'AttractorCapacityConfig', 'capacity_sweep']
+           'fit_attractor', 'AttractorCapacityConfig', 'condition_key', 'capacity_sweep']
 
 # %% ../nbs/30_attractor_net.ipynb #345e5f7d
 def _check_pos_int(name:str, v):
@@ -248,9 +248,12 @@ def fit_attractor(net:AttractorNet, # the net to train (replicated or not)
                   lr:float=0.002, # Adam learning rate (authors' code)
                   bs:int=16, # batch size (authors' code)
                   device=None, # where to train (default: the CPU)
+                  ctx=None, # a `RunContext` whose `ckpt_dir` gets a checkpoint per epoch (resume, pause at its deadline)
                  ) -> dict:
     "Train `net` on Eq. 4 with the project's Learner; return its history and % noise variance removed on `test`"
-    from attractor_nb.train import tensor_dls, make_learner
+    from functools import partial
+    from fastai.optimizer import OptimWrapper
+    from attractor_nb.train import tensor_dls, make_learner, fit_run, TrainOnly
     R = net.replications
     class _Rep(nn.Module):  # broadcast the shared batch to every replication
         def __init__(self, net): super().__init__(); self.net = net
@@ -258,12 +261,12 @@ def fit_attractor(net:AttractorNet, # the net to train (replicated or not)
     (xtr, ctr), (xte, cte) = train, test
     dls = tensor_dls((xtr, ctr, xtr), (xte, cte, xte), bs=bs, valid_bs=4096, device=device)
     dls.n_inp = 1
-    learn = make_learner(_Rep(net), dls, loss_func=attractor_loss_func, opt='adam', lr=lr, metrics=[], progress=False,
-                         log_epochs=False)
-    t0 = time.time()
-    learn.fit(epochs)
+    adam = partial(OptimWrapper, opt=torch.optim.Adam)  # TensorFlow's defaults (authors' code): betas (.9, .999), eps 1e-8
+    learn = make_learner(_Rep(net), dls, loss_func=attractor_loss_func, opt=adam, lr=lr, metrics=[], progress=False,
+                         log_epochs=False, cbs=[TrainOnly()])
+    fit_run(learn, epochs, ctx=ctx)
     net.cpu()
-    return dict(history=learn.history, seconds=time.time() - t0,
+    return dict(history=learn.history, seconds=sum(h['seconds'] for h in learn.history),  # every piece of a resumed run
                 pct_removed=pct_removed(net, xte.cpu(), cte.cpu()).tolist())
 
 # %% ../nbs/30_attractor_net.ipynb #2c3c32fe
@@ -285,11 +288,17 @@ class AttractorCapacityConfig(ExpConfig):
     SCALES: ClassVar[dict] = {'paper': {}, 'quick': dict(n_units=(100,), n_attractors=(10, 40, 120), train_sigmas=(0.25,),
                                                          replications=2, epochs=15, bs=100, lr=0.01)}
 
+def condition_key(sigma:float, n:int, A:int) -> str:
+    "A condition's name in results files and checkpoint folders: 's0.25-n100-A50'"
+    return f"s{sigma:g}-n{n}-A{A}"
+
 def capacity_sweep(cfg:AttractorCapacityConfig, # the grid and training recipe
                    device=None, # where to train
                    verbose:bool=False, # print one line per condition
+                   ctx=None, # a `RunContext`: with a `ckpt_dir`, each condition checkpoints every epoch in its own subfolder
                   ) -> list[dict]:
     "Train every (sigma, n, A) condition of `cfg` (replications batched) and return one record per condition"
+    import dataclasses
     recs = []
     for si, sigma in enumerate(cfg.train_sigmas):
         for A in cfg.n_attractors:
@@ -301,7 +310,9 @@ def capacity_sweep(cfg:AttractorCapacityConfig, # the grid and training recipe
                 set_seed(cfg.seed)
                 net = AttractorNet(cfg.m, n, iters=cfg.iters, delta=cfg.delta, replications=cfg.replications,
                                    seed=cfg.seed + 100*n)
-                res = fit_attractor(net, train, test, cfg.epochs, lr=cfg.lr, bs=cfg.bs, device=device)
+                sub = None if ctx is None or ctx.ckpt_dir is None else \
+                      dataclasses.replace(ctx, ckpt_dir=ctx.ckpt_dir/condition_key(sigma, n, A))
+                res = fit_attractor(net, train, test, cfg.epochs, lr=cfg.lr, bs=cfg.bs, device=device, ctx=sub)
                 p = np.array(res['pct_removed'])
                 rec = dict(sigma=sigma, n=n, A=A, pct_removed=p.tolist(), mean=float(p.mean()),
                            sem=float(p.std(ddof=1)/np.sqrt(len(p))) if len(p) > 1 else None, seconds=res['seconds'])

@@ -17,7 +17,7 @@ with warnings.catch_warnings():  # fastai's imports trigger deprecation warnings
     warnings.simplefilter('ignore', FutureWarning)
     warnings.filterwarnings('ignore', message='.*mode.chained_assignment.*')
     import fastai.learner
-from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.core import Callback, CancelFitException, CancelValidException
 from fastai.callback.progress import ProgressCallback
 from fastai.callback.schedule import ParamScheduler
 from fastai.data.core import DataLoaders
@@ -36,9 +36,9 @@ from .core import RunContext, RunPaused, dist_info, is_main_process, set_seed, f
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'TensorBatches', 'tensor_dls', 'multistep_sched', 'EpochHistory', 'NaNGuard', 'DeviceMixedPrecision',
-           'CompileModel', 'fast_path_cbs', 'make_learner', 'last_checkpoint', 'opt_state_to_params', 'bare_model',
-           'stateful_callbacks', 'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics', 'SyncExtraParams',
-           'distrib_ctx', 'exit_distributed']
+           'CompileModel', 'fast_path_cbs', 'make_learner', 'TrainOnly', 'last_checkpoint', 'opt_state_to_params',
+           'bare_model', 'stateful_callbacks', 'Checkpoint', 'PauseAtDeadline', 'fit_run', 'final_metrics',
+           'SyncExtraParams', 'distrib_ctx', 'exit_distributed']
 
 # %% ../nbs/02_train.ipynb #09d2e405
 class TensorBatches(DataLoader):
@@ -211,6 +211,13 @@ def _log_epoch(learn, log):
     parts = [f"{n}={v:.4g}" if isinstance(v, float) else f"{n}={v}" for n, v in zip(names[1:], log[1:]) if n != 'time']
     t = f" ({log[-1]})" if names[-1] == 'time' and len(log) == len(names) else ''
     print(f"epoch {log[0]}: {' '.join(parts)}{t}", flush=True)
+
+# %% ../nbs/02_train.ipynb #1061c7c9
+class TrainOnly(Callback):
+    "Skip every epoch's validation pass; the history records the training loss and time only"
+    order = Recorder.order - 1  # before the Recorder names its columns
+    def before_fit(self): self.learn.recorder.valid_metrics = False
+    def before_validate(self): raise CancelValidException()
 
 # %% ../nbs/02_train.ipynb #92eeec3c
 def _rng_state(learn) -> dict:

@@ -33,3 +33,24 @@ def test_resume_skips_finished_conditions(tmp_path, one_thread):
     d = json.loads(ck[0].read_text()); d[0]['mean'] = 12.5; ck[0].write_text(json.dumps(d))
     b = run_experiment('attractor-capacity', resume=True, **kw)
     assert b['metrics']['pct_removed']['s0.25-n100-A5'] == 12.5 != a['metrics']['pct_removed']['s0.25-n100-A5']
+
+
+def test_paused_condition_resumes_to_the_same_result(tmp_path, one_thread):
+    "`stop_after` pauses inside a condition (after its first epoch); `resume` ends where an uninterrupted run ends"
+    import pytest, torch
+    from attractor_nb.core import RunPaused
+    kw = dict(scale='quick', progress=False, n_attractors=(8,), epochs=3, replications=2)
+    whole = run_experiment('attractor-capacity', out=tmp_path/'a', **kw)
+    with pytest.raises(RunPaused, match='epoch 1 of 3'):
+        run_experiment('attractor-capacity', out=tmp_path/'b', checkpoints=tmp_path/'ck', stop_after=1e-9, **kw)
+    cond = next(tmp_path.joinpath('ck').rglob('s0.25-n100-A8'))
+    st = torch.load(cond/'last.pth', weights_only=False)
+    assert st['epoch'] == 0 and len(st['history']) == 1
+    st['history'][0]['seconds'] = 1000.  # a mark: the resumed run must take epoch 0 from the checkpoint, not retrain it
+    torch.save(st, cond/'last.pth')
+    resumed = run_experiment('attractor-capacity', out=tmp_path/'b', checkpoints=tmp_path/'ck', resume=True, **kw)
+    key = 's0.25-n100-A8'
+    assert resumed['metrics']['pct_removed'][key] == pytest.approx(whole['metrics']['pct_removed'][key], abs=1e-5)
+    assert not cond.exists()
+    rec = resumed['conditions'][0]
+    assert 1000 < rec['seconds'] < 1100 and len(rec['pct_removed']) == 2  # the first piece's time counts too

@@ -6,24 +6,20 @@ Docs: https://attractor-nb.github.io/attractor_nb/capacity_experiment.html.md"""
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #4169231a
 from __future__ import annotations
-import itertools, json, os, time
+import itertools, json, os, shutil, time
 
 import torch
 
 from ..core import RunContext, register_experiment, cpu_threads
-from ..attractor_net import AttractorCapacityConfig, capacity_sweep
+from ..attractor_net import AttractorCapacityConfig, capacity_sweep, condition_key
 
 # %% auto #0
-__all__ = ['conditions', 'condition_key', 'run', 'figure2']
+__all__ = ['conditions', 'run', 'figure2']
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #5eb73008
 def conditions(cfg:AttractorCapacityConfig) -> list[tuple]:
     "The (train sigma, n, A) conditions of `cfg`, in the order `capacity_sweep` runs them"
     return [(s, n, A) for s in cfg.train_sigmas for A in cfg.n_attractors for n in cfg.n_units]
-
-def condition_key(sigma:float, n:int, A:int) -> str:
-    "A condition's name in results files: 's0.25-n100-A50'"
-    return f"s{sigma:g}-n{n}-A{A}"
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #def57814
 def _load_done(path) -> dict:
@@ -31,13 +27,15 @@ def _load_done(path) -> dict:
     return {r['key']: r for r in json.loads(path.read_text())}
 
 def _save_done(path, done:dict):
+    "Write the finished conditions, keeping those another process (run on other `n_units`, say) wrote meanwhile"
     if path is None: return
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(list(done.values())))
+    done.update({k: v for k, v in _load_done(path).items() if k not in done})
+    tmp = path.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(list(done.values())))
     os.replace(tmp, path)  # atomic: a killed run leaves the previous file whole
 
 def run(cfg:AttractorCapacityConfig, ctx:RunContext) -> dict:
-    "Train every condition of `cfg` (resuming from finished ones); return % noise removed per condition with its SEM"
+    "Train every condition of `cfg` (resuming finished ones and the epochs of a paused one); return % noise removed per condition with its SEM"
     from fastprogress.fastprogress import progress_bar
     path = ctx.ckpt_dir/'conditions.json' if ctx.ckpt_dir is not None else None
     done = _load_done(path) if ctx.resume else {}
@@ -47,8 +45,9 @@ def run(cfg:AttractorCapacityConfig, ctx:RunContext) -> dict:
             key = condition_key(s, n, A)
             if key in done: continue
             one = cfg.replace(train_sigmas=(s,), n_units=(n,), n_attractors=(A,))
-            done[key] = dict(key=key, **capacity_sweep(one, device=ctx.device)[0])
+            done[key] = dict(key=key, **capacity_sweep(one, device=ctx.device, ctx=ctx)[0])
             _save_done(path, done)
+            if ctx.ckpt_dir is not None: shutil.rmtree(ctx.ckpt_dir/key, ignore_errors=True)  # its epochs are no longer needed
     recs = [done[condition_key(*c)] for c in conds]
     import matplotlib.pyplot as plt
     fig = figure2(recs, cfg)
