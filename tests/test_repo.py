@@ -41,7 +41,7 @@ def test_cli_help_is_fast():
     assert 'torch' not in mods
 
 def test_carry_paused_runs(tmp_path, monkeypatch, capsys):
-    "tools/carry.py: a paused run's checkpoints (last.pth files and the pieces' log, nothing else) go to runs/paused and back out"
+    "tools/carry.py: a paused run's checkpoints (last.pth files, a grid's finished conditions and the pieces' log, nothing else) go to runs/paused and back out"
     import json, torch
     sys.path.insert(0, str(ROOT/'tools'))
     try: import carry
@@ -64,3 +64,14 @@ def test_carry_paused_runs(tmp_path, monkeypatch, capsys):
     assert not (tmp_path/'paused'/'sdrnn-demo-s0').exists()
     try: carry.save(tmp_path/'ck', 'no-such-run'); assert False, 'saved a run without checkpoints'
     except SystemExit as e: assert 'nothing to carry' in str(e)
+    # a grid run (attractor-capacity): finished conditions in conditions.json, the one in progress in its subfolder
+    grid = tmp_path/'ck'/'attractor-capacity-s0'
+    (grid/'s0.25-n100-A50').mkdir(parents=True)
+    torch.save(dict(epoch=9, n_epoch=500), grid/'s0.25-n100-A50'/'last.pth')
+    (grid/'conditions.json').write_text(json.dumps([dict(key='s0.25-n100-A25', mean=90.0)]))
+    carry.save(tmp_path/'ck', 'attractor-capacity-s0')
+    carry.list_()
+    assert 's0.25-n100-A50: epoch 10 of 500; 1 conditions finished' in capsys.readouterr().out
+    (grid/'s0.25-n100-A50'/'last.pth').unlink()  # between conditions: nothing in progress, the finished ones still carried
+    carry.save(tmp_path/'ck', 'attractor-capacity-s0')
+    assert [p.name for p in (tmp_path/'paused'/'attractor-capacity-s0').rglob('*') if p.is_file()] == ['conditions.json']

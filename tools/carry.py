@@ -4,7 +4,7 @@ Checkpoints live outside git (`checkpoints/` is ignored), and a working session'
 long for one session is done in pieces (`attractor-nb run ... --stop-after HOURS`); between pieces its checkpoint
 folder is kept in the repository under `runs/paused/<results name>/`:
 
-    python tools/carry.py save CKPT_ROOT NAME   # copy CKPT_ROOT/NAME (last.pth files and segments.json) to runs/paused/NAME
+    python tools/carry.py save CKPT_ROOT NAME   # copy CKPT_ROOT/NAME (last.pth, conditions.json, segments.json) to runs/paused/NAME
     python tools/carry.py list                  # the paused runs kept here: epoch of each checkpoint, pieces so far
     python tools/carry.py drop NAME             # remove runs/paused/NAME (once the run has finished and its results are in)
 
@@ -16,12 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PAUSED = ROOT/'runs'/'paused'
-KEEP = ('last.pth', 'segments.json')
+KEEP = ('last.pth', 'conditions.json', 'segments.json')  # conditions.json: the finished conditions of a grid run
 
 def save(ckpt_root, name):
     src, dst = Path(ckpt_root)/name, PAUSED/name
     files = [f for f in src.rglob('*') if f.name in KEEP]
-    if not any(f.name == 'last.pth' for f in files): raise SystemExit(f"{src}: no last.pth below it, nothing to carry")
+    if not any(f.name in ('last.pth', 'conditions.json') for f in files):
+        raise SystemExit(f"{src}: no last.pth or conditions.json below it, nothing to carry")
     if dst.exists(): shutil.rmtree(dst)
     for f in files:
         (dst/f.relative_to(src)).parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +35,8 @@ def status(folder:Path) -> str:
     for f in sorted(folder.rglob('last.pth')):
         st = torch.load(f, map_location='cpu', weights_only=False)
         parts.append(f"{f.parent.relative_to(folder) or '.'}: epoch {st['epoch'] + 1} of {st['n_epoch']}")
+    conds = folder/'conditions.json'
+    if conds.exists(): parts.append(f"{len(json.loads(conds.read_text()))} conditions finished")
     segs = folder/'segments.json'
     if segs.exists(): parts.append(pieces_text(json.loads(segs.read_text())))
     return '; '.join(parts)
