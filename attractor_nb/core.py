@@ -408,22 +408,38 @@ def flush_denormals(on:bool=True, # True: subnormal floats become 0 on the CPU; 
     return torch.set_flush_denormal(on)
 
 # %% ../nbs/00_core.ipynb #a89a4997
+def _running_elsewhere(s:dict) -> bool:
+    "Whether segment `s` belongs to another process that is still running on this machine"
+    pid = s.get('pid')
+    if s.get('host') != platform.node() or not pid or pid == os.getpid(): return False
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    return True
+
 def _begin_segment(ckpt:Path, resume:bool, rev:dict, dev) -> list[dict]:
     "Log the start of a working session of a run in `ckpt/segments.json`, after the earlier ones when resuming"
     f = ckpt/'segments.json'
     segs = json.loads(f.read_text()) if resume and f.exists() else []
-    for s in segs:
-        if s['ended'] is None: s['ended'] = 'killed'  # it never came back to say how it ended
+    for s in segs:  # one that never came back to say how it ended was killed, unless it is still running beside this one
+        if s['ended'] is None and not _running_elsewhere(s): s['ended'] = 'killed'
     hw = hardware_info(dev)
     segs.append(dict(started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                     git=rev.get('revision'), cpu=hw['cpu'], device=hw['device'], seconds=None, ended=None))
+                     git=rev.get('revision'), cpu=hw['cpu'], device=hw['device'], seconds=None, ended=None,
+                     host=platform.node(), pid=os.getpid(), piece=os.urandom(6).hex()))
     write_json(segs, f)
     return segs
 
 def _end_segment(ckpt:Path, segs:list[dict], seconds:float, ended:str):
     "Record how long this session of the run took and how it ended ('finished', 'paused', 'interrupted' or 'failed')"
-    segs[-1].update(seconds=round(seconds, 1), ended=ended)
-    write_json(segs, ckpt/'segments.json')
+    mine = segs[-1]
+    mine.update(seconds=round(seconds, 1), ended=ended)
+    f = ckpt/'segments.json'
+    try: now = json.loads(f.read_text())  # processes that share the folder (parts of a grid) log their pieces there too
+    except (OSError, ValueError): now = []
+    same = lambda s: s.get('piece') == mine['piece']
+    segs[:] = [mine if same(s) else s for s in now] + ([] if any(map(same, now)) else [mine])
+    write_json(segs, f)
 
 def checkpoint_root(scale:str, # the run's scale
                     checkpoints:str|Path|None=None, # a root asked for, if any
