@@ -321,3 +321,10 @@ def test_results_page_reads_one_model_files(tmp_path):
     assert tanh and all('(in progress: `sdrnn-parity-rnna-tanh-s0` paused after 2 pieces, 1.5 h so far' in l for l in tanh), tanh
     gru = [l for l in md.split('\n') if l.startswith('    - `sdrnn-parity-*gru*.json`')]
     assert gru and not any('in progress' in l for l in gru), gru
+    # the experiments table says so too, also for an experiment without a paper table (the capacity study, Figure 2)
+    grid = tmp_path/'paused'/'attractor-capacity-s0'; grid.mkdir()
+    (grid/'segments.json').write_text(json.dumps([dict(seconds=3600.0, ended='paused')]))
+    md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path, paused=tmp_path/'paused')
+    exp_row = lambda name: next(l for l in md[md.index('## Experiments'):].split('\n') if l.startswith(f'| `{name}` |'))
+    assert exp_row('attractor-capacity').endswith('*not yet run*<br>`attractor-capacity-s0` in progress (1 piece, 1.0 h so far, `runs/paused/`) |')
+    assert 'in progress (2 pieces, 1.5 h so far' in exp_row('sdrnn-parity') and 'in progress' not in exp_row('sdrnn-majority')

@@ -683,8 +683,10 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
         rows = []
         for name, e in exps.items():
             n = sum(1 for r in recs if r.get('experiment') == name)
-            rows.append([f'`{name}`', e.description or '', e.paper or '', f'{n} run{"s" if n != 1 else ""}' if n else '*not yet run*'])
-        out.append('Every registered experiment (`attractor-nb list`), with its paper-scale runs so far.')
+            done = f'{n} run{"s" if n != 1 else ""}' if n else '*not yet run*'
+            going = [f'`{k}` in progress ({v}, `runs/paused/`)' for k, v in in_progress.items() if k.startswith(f'{name}-')]
+            rows.append([f'`{name}`', e.description or '', e.paper or '', '<br>'.join([done, *going])])
+        out.append('Every registered experiment (`attractor-nb list`), with its paper-scale runs so far and those in progress.')
         out.append(_table(['experiment', 'what', 'paper', 'paper-scale results'], rows))
     return '\n\n'.join(out) + '\n', problems
 
