@@ -19,8 +19,8 @@ __all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'set_seed', '
            'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root', 'results_dir',
            'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results', 'load_results',
            'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment', 'register_experiment',
-           'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'checkpoint_root',
-           'check_stop_after', 'pieces_seconds', 'run_seconds', 'run_experiment']
+           'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'process_alive',
+           'checkpoint_root', 'check_stop_after', 'pieces_seconds', 'run_seconds', 'run_experiment']
 
 # %% ../nbs/00_core.ipynb #a684d6fd
 def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU)
@@ -408,14 +408,19 @@ def flush_denormals(on:bool=True, # True: subnormal floats become 0 on the CPU; 
     return torch.set_flush_denormal(on)
 
 # %% ../nbs/00_core.ipynb #a89a4997
+def process_alive(pid:int) -> bool:
+    "Whether process `pid` of this machine is still running (an unreaped zombie has ended)"
+    try: os.kill(pid, 0)
+    except ProcessLookupError: return False
+    except PermissionError: return True
+    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'
+    except (OSError, IndexError): return True
+
 def _running_elsewhere(s:dict) -> bool:
     "Whether segment `s` belongs to another process that is still running on this machine"
     pid = s.get('pid')
     if s.get('host') != platform.node() or not pid or pid == os.getpid(): return False
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    return True
+    return process_alive(pid)
 
 def _begin_segment(ckpt:Path, resume:bool, rev:dict, dev) -> list[dict]:
     "Log the start of a working session of a run in `ckpt/segments.json`, after the earlier ones when resuming"

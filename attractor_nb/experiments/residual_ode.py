@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..core import RunContext, register_experiment, set_seed, dist_info
+from ..core import RunContext, register_experiment, set_seed, dist_info, process_alive
 from fastai.callback.schedule import SchedCos
 from ..train import tensor_dls, make_learner, fit_run, final_metrics, last_checkpoint
 from ..residual import (ResidualConfig, PAPER_NUMBERS, ResidualNet, MLPNet, error_rate_at, ode_vs_discrete,
@@ -71,11 +71,7 @@ def _alive(owner:str) -> bool:
     "Whether the lock owner 'host:pid' may still be running (a process on another host counts as running)"
     host, _, pid = owner.partition(':')
     if host != socket.gethostname() or not pid.isdigit(): return True
-    try: os.kill(int(pid), 0)
-    except ProcessLookupError: return False
-    except PermissionError: return True
-    try: return Path(f'/proc/{pid}/stat').read_text().rsplit(')', 1)[1].split()[0] != 'Z'  # an unreaped zombie has ended
-    except (OSError, IndexError): return True
+    return process_alive(int(pid))
 
 @contextlib.contextmanager
 def store_lock(folder:Path, # a stored net's checkpoint folder
