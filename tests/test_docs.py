@@ -107,6 +107,9 @@ def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     red = md[md.index('## Reduced runs on the CPU'):]
     assert '`rman-cifar10-resnet20-h0-s0`' in red and 'error 0.2' in red
     assert (tmp_path/'site'/'figures'/'results'/f'{docs.REDUCED}-rman-cifar.png').exists()
+    exp_row = lambda name: next(l for l in md[md.index('## Experiments'):].split('\n') if l.startswith(f'| `{name}` |'))
+    assert exp_row('rman-cifar').endswith('*not yet run*<br>1 reduced run on the CPU ([above](#reduced-runs)) |')
+    assert 'reduced' not in exp_row('speech-rman')
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
     assert 'Reduced runs' not in md
 

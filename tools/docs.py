@@ -684,9 +684,12 @@ def results_markdown(docs: Path, folder: Path | None = None, paper_numbers: Path
         for name, e in exps.items():
             n = sum(1 for r in recs if r.get('experiment') == name)
             done = f'{n} run{"s" if n != 1 else ""}' if n else '*not yet run*'
+            nr = sum(1 for r in reduced if r.get('experiment') == name)
+            red = [f'{nr} reduced run{"s" if nr != 1 else ""} on the CPU ([above](#reduced-runs))'] if nr else []
             going = [f'`{k}` in progress ({v}, `runs/paused/`)' for k, v in in_progress.items() if k.startswith(f'{name}-')]
-            rows.append([f'`{name}`', e.description or '', e.paper or '', '<br>'.join([done, *going])])
-        out.append('Every registered experiment (`attractor-nb list`), with its paper-scale runs so far and those in progress.')
+            rows.append([f'`{name}`', e.description or '', e.paper or '', '<br>'.join([done, *red, *going])])
+        out.append('Every registered experiment (`attractor-nb list`), with its paper-scale runs so far, its reduced runs and '
+                   'those in progress.')
         out.append(_table(['experiment', 'what', 'paper', 'paper-scale results'], rows))
     return '\n\n'.join(out) + '\n', problems
 
