@@ -22,7 +22,7 @@ from .sdrnn_parity import (MODELS, BestTrainAccuracy, replication_errors, mean_s
 # %% auto #0
 __all__ = ['LABELS', 'COLORS', 'SeqTaskConfig', 'SDRNNMajorityConfig', 'seqtask_result_name', 'result_name',
            'train_replicated_task', 'split_errors', 'evaluate_task', 'summarise_task', 'error_reduction', 'model_bars',
-           'sweep_figure', 'run_task_models', 'run_sweep', 'run', 'seqtask_table']
+           'sweep_figure', 'run_task_models', 'run_sweep', 'run', 'seqtask_table', 'sweep_records']
 
 # %% ../../nbs/34_majority.ipynb #bde8fced
 def _check_pos(cfg, *names):
@@ -298,3 +298,16 @@ def seqtask_table(recs:dict, # sweep value -> results record
     cols = [c for c in df.columns if c.endswith(' error')]
     cols = [x for c in cols for x in (c, c.replace(' error', ' vs RNN')) if x in df.columns]
     return df[cols + [c for c in df.columns if c not in cols]].astype(object).fillna('')
+
+# %% ../../nbs/34_majority.ipynb #906b22c9
+import re
+from ..core import load_results
+
+def sweep_records(stem:str, # the results name up to the sweep value, e.g. 'sdrnn-majority-L'
+                  field:str, # the config field of the sweep, e.g. 'length'
+                  suffix:str='', # what follows the value in the name: '' for the paper recipe, e.g. `init_suffix('torch')` for another
+                  folder=None, # results folder (default results/; results/reduced/ for runs on a reduced budget)
+                 ) -> dict:
+    "The paper-scale records of one sweep and recipe in `folder`, by sweep value: the files named exactly `<stem><value><suffix>`"
+    return {r['config'][field]: r for r in load_results(f'{stem}*', folder)
+            if r['scale'] == 'paper' and re.fullmatch(rf'{re.escape(stem)}\d+{re.escape(suffix)}', r['name'])}
