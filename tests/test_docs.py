@@ -95,6 +95,10 @@ def test_results_page_null_metric_is_not_missing(tmp_path):
     assert 'not yet run' in row('| ResNet, constant rate')  # the constant-rate run (residual-noise-s0) is its own row
     assert md.count('`residual-noise-s*.json`') == 1  # a missing file is listed once, however many of its cells are missing
 
+def exp_row(md:str, name:str) -> str:
+    "The row of experiment `name` in the results page's experiments table"
+    return next(l for l in md[md.index('## Experiments'):].split('\n') if l.startswith(f'| `{name}` |'))
+
 def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     "A CPU run on a reduced budget (results/reduced/) is listed in its own section and never fills a Table 1 cell"
     from attractor_nb.core import save_results
@@ -107,9 +111,8 @@ def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     red = md[md.index('## Reduced runs on the CPU'):]
     assert '`rman-cifar10-resnet20-h0-s0`' in red and 'error 0.2' in red
     assert (tmp_path/'site'/'figures'/'results'/f'{docs.REDUCED}-rman-cifar.png').exists()
-    exp_row = lambda name: next(l for l in md[md.index('## Experiments'):].split('\n') if l.startswith(f'| `{name}` |'))
-    assert exp_row('rman-cifar').endswith('*not yet run*<br>1 reduced run on the CPU ([above](#reduced-runs)) |')
-    assert 'reduced' not in exp_row('speech-rman')
+    assert exp_row(md, 'rman-cifar').endswith('*not yet run*<br>1 reduced run on the CPU ([above](#reduced-runs)) |')
+    assert 'reduced' not in exp_row(md, 'speech-rman')
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
     assert 'Reduced runs' not in md
 
@@ -328,6 +331,5 @@ def test_results_page_reads_one_model_files(tmp_path):
     grid = tmp_path/'paused'/'attractor-capacity-s0'; grid.mkdir()
     (grid/'segments.json').write_text(json.dumps([dict(seconds=3600.0, ended='paused')]))
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path, paused=tmp_path/'paused')
-    exp_row = lambda name: next(l for l in md[md.index('## Experiments'):].split('\n') if l.startswith(f'| `{name}` |'))
-    assert exp_row('attractor-capacity').endswith('*not yet run*<br>`attractor-capacity-s0` in progress (1 piece, 1.0 h so far, `runs/paused/`) |')
-    assert 'in progress (2 pieces, 1.5 h so far' in exp_row('sdrnn-parity') and 'in progress' not in exp_row('sdrnn-majority')
+    assert exp_row(md, 'attractor-capacity').endswith('*not yet run*<br>`attractor-capacity-s0` in progress (1 piece, 1.0 h so far, `runs/paused/`) |')
+    assert 'in progress (2 pieces, 1.5 h so far' in exp_row(md, 'sdrnn-parity') and 'in progress' not in exp_row(md, 'sdrnn-majority')
