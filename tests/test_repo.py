@@ -1,5 +1,5 @@
 """The repository's own invariants: the library matches the notebooks, README matches index.ipynb, imports are light."""
-import filecmp, shutil, subprocess, sys
+import filecmp, os, shutil, subprocess, sys
 from pathlib import Path
 from conftest import ROOT
 
@@ -75,3 +75,22 @@ def test_carry_paused_runs(tmp_path, monkeypatch, capsys):
     (grid/'s0.25-n100-A50'/'last.pth').unlink()  # between conditions: nothing in progress, the finished ones still carried
     carry.save(tmp_path/'ck', 'attractor-capacity-s0')
     assert [p.name for p in (tmp_path/'paused'/'attractor-capacity-s0').rglob('*') if p.is_file()] == ['conditions.json']
+
+def test_gpu_piece_script(tmp_path):
+    "tools/gpu_piece.sh (run on the GPU machine): a paper-scale run paused at its deadline, its checkpoints packed in ck.tgz, resumed by the next call"
+    import json, subprocess, tarfile
+    env = dict(os.environ, OUT=str(tmp_path/'out'), CK=str(tmp_path/'ck'), DEVICE='cpu', PYTHON=sys.executable)
+    cmd = ['bash', str(ROOT/'tools'/'gpu_piece.sh'), '0.0001', 'sdrnn-symmetry', '--filler', '1', '--replications', '2',
+           '--n-train', '40', '--n-test', '20', '--model', 'rnn']
+    for piece in (1, 2):
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert p.returncode == 3, p.stdout + p.stderr  # paused, not finished: 2500 epochs
+        assert 'gpu_piece: exit status 3' in p.stdout, p.stdout
+        with tarfile.open(tmp_path/'out'/'ck.tgz') as t: names = t.getnames()
+        assert 'ck/sdrnn-symmetry-f1-rnn/rnn/last.pth' in names and 'ck/sdrnn-symmetry-f1-rnn/segments.json' in names, names
+        segs = json.loads((tmp_path/'ck'/'sdrnn-symmetry-f1-rnn'/'segments.json').read_text())
+        assert [s['ended'] for s in segs] == ['paused'] * piece, segs  # the second call resumed the first piece's run
+    bad = subprocess.run(['bash', str(ROOT/'tools'/'gpu_piece.sh'), '1'], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and 'usage' in bad.stderr
+    bad = subprocess.run(cmd, env=dict(env, CK=str(tmp_path/'other')), capture_output=True, text=True)
+    assert bad.returncode == 2 and 'last folder name must be ck' in bad.stderr
