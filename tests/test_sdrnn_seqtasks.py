@@ -143,3 +143,18 @@ def test_single_model_and_resume(tmp_path):
     assert (tmp_path/'ck'/'sdrnn-majority-L5-sdrnn'/'sdrnn'/'last.pth').exists()
     again = run_experiment('sdrnn-majority', resume=True, **kw)
     assert again['replications'] == rec['replications']
+
+
+def test_models_side_by_side(tmp_path):
+    "runs/paused/README: single-model runs whose checkpoint folders link to the run's own, then the run resumed, give one run's results"
+    kw = dict(scale='quick', device='cpu', progress=False, length=5, n_train=16, replications=2, epochs=2)
+    whole = run_experiment('sdrnn-majority', out=tmp_path/'whole', **kw)
+    ck = tmp_path/'ck'; (ck/'sdrnn-majority-L5').mkdir(parents=True)
+    for m in ('rnn', 'rnn+a', 'sdrnn'):
+        (ck/f"sdrnn-majority-L5-{m.replace('+', '')}").symlink_to(ck/'sdrnn-majority-L5', target_is_directory=True)
+        run_experiment('sdrnn-majority', out=tmp_path/'parts', checkpoints=ck, resume=True, model=m, **kw)
+    assert sorted(p.name for p in (ck/'sdrnn-majority-L5').iterdir() if p.is_dir()) == ['rnn', 'rnna', 'sdrnn']
+    rec = run_experiment('sdrnn-majority', out=tmp_path/'joined', checkpoints=ck, resume=True, **kw)
+    assert rec['replications'] == whole['replications'] and rec['metrics'] == whole['metrics']
+    assert [s['ended'] for s in rec['segments']] == ['finished'] * 4  # three single-model pieces and the evaluation
+    assert {r['model'] for r in rec['history']} == {'rnn', 'rnn+a', 'sdrnn'}
