@@ -11,6 +11,8 @@ def test_registered_with_paper_grid():
     p = e.config.at_scale('paper')
     assert (p.m, p.test_sigma, p.kappa, p.replications) == (50, 0.25, 50, 10)
     assert len(conditions(p)) == 120 and e.name_for(p.replace(seed=3)) == 'attractor-capacity-s3'
+    # a run on part of the grid is named for it, so that it cannot overwrite the results of another part
+    assert e.name_for(p.replace(train_sigmas=(0.125,), n_units=(100,))) == 'attractor-capacity-s0-sigma0.125-n100'
 
 
 def test_tiny_run_writes_results(tmp_path, one_thread):

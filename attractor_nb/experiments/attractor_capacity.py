@@ -14,7 +14,7 @@ from ..core import RunContext, register_experiment, cpu_threads
 from ..attractor_net import AttractorCapacityConfig, capacity_sweep, condition_key
 
 # %% auto #0
-__all__ = ['conditions', 'run', 'figure2']
+__all__ = ['conditions', 'run', 'figure2', 'result_name']
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #5eb73008
 def conditions(cfg:AttractorCapacityConfig) -> list[tuple]:
@@ -79,6 +79,13 @@ def figure2(recs:list[dict], # one record per condition, as `run` or `capacity_s
     return fig
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #d378315a
+def result_name(cfg:AttractorCapacityConfig) -> str:
+    "'attractor-capacity-s0' for the whole grid of `cfg.scale`; a run on part of it names its training sigmas and attractor sizes: 'attractor-capacity-s0-sigma0.25-n100'"
+    whole = AttractorCapacityConfig.at_scale(cfg.scale)
+    parts = [f'-{k}' + '_'.join(f'{v:g}' for v in mine) for k, mine, full in
+             [('sigma', cfg.train_sigmas, whole.train_sigmas), ('n', cfg.n_units, whole.n_units)] if tuple(mine) != tuple(full)]
+    return f'attractor-capacity-s{cfg.seed}' + ''.join(parts)
+
 register_experiment('attractor-capacity', AttractorCapacityConfig, run,
                     description='attractor net: % noise variance removed vs number of stored points (grid of n, A, training sigma)',
-                    paper='Mozer et al. (SDRNN), Section 2.1, Figure 2', result_name=lambda cfg: f'attractor-capacity-s{cfg.seed}')
+                    paper='Mozer et al. (SDRNN), Section 2.1, Figure 2', result_name=result_name)
