@@ -116,6 +116,14 @@ def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     md, _ = docs.results_markdown(tmp_path/'site', folder=tmp_path/'none')
     assert 'Reduced runs' not in md
 
+def test_history_lines_split_models():
+    "A run that trains several models one after the other (its history rows carry `model`) gets one line per model"
+    rs = [dict(name='sdrnn-symmetry-f1', history=[dict(model=m, epoch=e, valid_loss=1.0 / (e + 1)) for m in ('rnn', 'sdrnn') for e in range(3)]),
+          dict(name='rman-s0', history=[dict(epoch=0, valid_loss=0.5), dict(epoch=1), dict(epoch=2, valid_loss=0.4)])]
+    lines = docs._history_lines(rs, 'valid_loss')
+    assert [(n, m) for n, m, _ in lines] == [('sdrnn-symmetry-f1', 'rnn'), ('sdrnn-symmetry-f1', 'sdrnn'), ('rman-s0', None)]
+    assert [[e for e, _ in pts] for *_, pts in lines] == [[0, 1, 2], [0, 1, 2], [0, 2]]
+
 def test_unreadable_notebook_still_gets_a_page(tmp_path):
     "A notebook someone is still writing (not yet valid JSON) becomes a page that says so; the build goes on"
     src, dst = tmp_path/'12_half_written.ipynb', tmp_path/'proc'/'12_half_written.ipynb'

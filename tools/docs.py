@@ -751,6 +751,17 @@ def _table(head: list[str], rows: list[list[str]]) -> str:
     return '\n'.join(['| ' + ' | '.join(map(esc, head)) + ' |', '|' + '---|' * len(head)] +
                      ['| ' + ' | '.join(map(esc, r)) + ' |' for r in rows])
 
+def _history_lines(rs: list[dict], k: str) -> list[tuple[str, str | None, list]]:
+    "(run name, model, [(epoch, value)...]) for each run, and for each model of a run that trains several one after the other (history rows with a `model`; else None)"
+    lines = []
+    for r in rs:
+        hist = [h for h in r.get('history') or [] if isinstance(h, dict)]
+        for m in dict.fromkeys(h.get('model') for h in hist):
+            pts = [(h.get('epoch', i), h[k]) for i, h in enumerate(h for h in hist if h.get('model') == m)
+                   if isinstance(h.get(k), (int, float))]
+            if pts: lines.append((r['name'], m, pts))
+    return lines
+
 def _history_plot(exp: str, rs: list[dict], docs: Path, stem: str = '') -> str:
     "A figure of one experiment's runs: a validation metric over epochs, one line a run (file name `stem` + experiment)"
     keys = [k for k in ('error', 'valid_error', 'accuracy', 'valid_loss', 'loss')
@@ -761,11 +772,18 @@ def _history_plot(exp: str, rs: list[dict], docs: Path, stem: str = '') -> str:
     import matplotlib.pyplot as plt
     k = keys[0]
     fig, ax = plt.subplots(figsize=(5.5, 2.8))
-    for r in rs:
-        pts = [(h.get('epoch', i), h[k]) for i, h in enumerate(r.get('history') or []) if isinstance(h.get(k), (int, float))]
-        if pts: ax.plot(*zip(*pts), label=r['name'], lw=1.2)
-    ax.set_xlabel('epoch'); ax.set_ylabel(k); ax.set_title(f'{exp}: {k} per epoch', fontsize=10)
-    if len(rs) <= 8: ax.legend(fontsize=7)
+    lines = _history_lines(rs, k)
+    models = list(dict.fromkeys(m for _, m, _ in lines))
+    by_model = len(lines) > 8 and None not in models  # many runs of several models each: one colour per model
+    labelled = set()
+    for name, m, pts in lines:
+        if by_model:  # one legend entry per model
+            ax.plot(*zip(*pts), color=f'C{models.index(m)}', lw=0.9, alpha=0.7, label=None if m in labelled else m)
+            labelled.add(m)
+        else: ax.plot(*zip(*pts), label=name if m is None else f'{name}: {m}', lw=1.2)
+    ax.set_xlabel('epoch'); ax.set_ylabel(k)
+    ax.set_title(f'{exp}: {k} per epoch' + (f' ({len(rs)} runs, coloured by model)' if by_model else ''), fontsize=10)
+    if len(lines) <= 8 or by_model: ax.legend(fontsize=7)
     fig.tight_layout()
     f = docs/'figures'/'results'/f'{stem}{re.sub(r"[^A-Za-z0-9_.-]", "_", exp)}.png'
     f.parent.mkdir(parents=True, exist_ok=True)
