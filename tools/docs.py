@@ -757,13 +757,13 @@ def _history_lines(rs: list[dict], k: str) -> list[tuple[str, str | None, list]]
     for r in rs:
         hist = [h for h in r.get('history') or [] if isinstance(h, dict)]
         for m in dict.fromkeys(h.get('model') for h in hist):
-            pts = [(h.get('epoch', i), h[k]) for i, h in enumerate(h for h in hist if h.get('model') == m)
-                   if isinstance(h.get(k), (int, float))]
+            rows = [h for h in hist if h.get('model') == m]
+            pts = [(h.get('epoch', i), h[k]) for i, h in enumerate(rows) if isinstance(h.get(k), (int, float))]
             if pts: lines.append((r['name'], m, pts))
     return lines
 
 def _history_plot(exp: str, rs: list[dict], docs: Path, stem: str = '') -> str:
-    "A figure of one experiment's runs: a validation metric over epochs, one line a run (file name `stem` + experiment)"
+    "A figure of one experiment's runs: a validation metric over epochs, one line a run or a run's model (file name `stem` + experiment)"
     keys = [k for k in ('error', 'valid_error', 'accuracy', 'valid_loss', 'loss')
             if any(isinstance(h.get(k), (int, float)) for r in rs for h in r.get('history') or [])]
     if not keys: return ''
