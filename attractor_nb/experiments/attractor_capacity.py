@@ -72,7 +72,7 @@ def figure2(recs:list[dict], # one record per condition, as `run` or `capacity_s
             ax.errorbar([r['A'] for r in rs], [r['mean'] for r in rs], yerr=[r['sem'] or 0 for r in rs], marker='o',
                         ms=3, capsize=2, label=f'n = {n}')
         ax.set_title(f'training σ = {s:g}', fontsize=10); ax.set_xlabel('number of attractors A')
-        ax.set_ylim(min(0, min(r['mean'] for r in recs)), 100)
+        ax.set_ylim(min(0, min(r['mean'] - (r['sem'] or 0) for r in recs)) - 5, 103)  # room for the lowest error bar
     axs[0][0].set_ylabel('% noise variance removed'); axs[0][-1].legend(fontsize=8)
     fig.suptitle(f'm = {cfg.m}, test σ = {cfg.test_sigma:g}, {cfg.replications} replications, {cfg.scale} scale', fontsize=10)
     fig.tight_layout()
