@@ -280,6 +280,7 @@ class AttractorCapacityConfig(ExpConfig):
     test_sigma:float = 0.25 # Section 2.1: test noise fixed at 0.25
     kappa:int = 50 # Section 2.1: 50 noisy training and 50 test inputs per attractor
     replications:int = 10 # Figure 2 caption: ten replications per condition
+    first_replication:int = 0 # not in the paper: the first replication index r (nets seeded seed + 100 n + r); with `replications=1`, reruns one replication alone
     delta:float = 0.01 # Section 2.1: convergence criterion max|y_{k+2}-y_k| < delta
     iters:int = 10 # cap on iterations (Section 2.1: "nearly always under 10"; authors' code runs 10)
     epochs:int = 500 # authors' code (attractor_test_nips.py, -n_epochs 500); not in the paper
@@ -287,6 +288,12 @@ class AttractorCapacityConfig(ExpConfig):
     lr:float = 0.002 # authors' code (Adam, -learning_rate); Appendix B: Adam
     SCALES: ClassVar[dict] = {'paper': {}, 'quick': dict(n_units=(100,), n_attractors=(10, 40, 120), train_sigmas=(0.25,),
                                                          replications=2, epochs=15, bs=100, lr=0.01)}
+
+    def __post_init__(self):
+        _check_pos_int('replications', self.replications)
+        r = self.first_replication
+        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
+            raise ValueError(f"first_replication={r!r}: expected an integer >= 0")
 
 def condition_key(sigma:float, n:int, A:int) -> str:
     "A condition's name in results files and checkpoint folders: 's0.25-n100-A50'"
@@ -309,7 +316,7 @@ def capacity_sweep(cfg:AttractorCapacityConfig, # the grid and training recipe
             for n in cfg.n_units:
                 set_seed(cfg.seed)
                 net = AttractorNet(cfg.m, n, iters=cfg.iters, delta=cfg.delta, replications=cfg.replications,
-                                   seed=cfg.seed + 100*n)
+                                   seed=cfg.seed + 100*n + cfg.first_replication)
                 sub = None if ctx is None or ctx.ckpt_dir is None else \
                       dataclasses.replace(ctx, ckpt_dir=ctx.ckpt_dir/condition_key(sigma, n, A))
                 res = fit_attractor(net, train, test, cfg.epochs, lr=cfg.lr, bs=cfg.bs, device=device, ctx=sub)

@@ -30,6 +30,7 @@ def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r}: expected a non-negative integer")
     seed = int(seed)
+    import fastai.data.load  # imported before seeding: importing it draws from Python's generator (see above)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)  # also seeds every CUDA device

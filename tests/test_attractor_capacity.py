@@ -56,3 +56,13 @@ def test_paused_condition_resumes_to_the_same_result(tmp_path, one_thread):
     assert not cond.exists()
     rec = resumed['conditions'][0]
     assert 1000 < rec['seconds'] < 1100 and len(rec['pct_removed']) == 2  # the first piece's time counts too
+
+
+def test_one_replication_reruns_alone(tmp_path, one_thread):
+    "`replications=1, first_replication=r` retrains replication r of a condition by itself, under its own name"
+    import pytest
+    kw = dict(scale='quick', out=tmp_path, progress=False, n_attractors=(8,), epochs=2)
+    both = run_experiment('attractor-capacity', replications=2, **kw)['conditions'][0]['pct_removed']
+    alone = run_experiment('attractor-capacity', replications=1, first_replication=1, **kw)
+    assert alone['conditions'][0]['pct_removed'] == [pytest.approx(both[1], abs=1e-3)]
+    assert load_results('attractor-capacity-s0-rep1', out=tmp_path)  # the whole-condition results stay untouched

@@ -80,10 +80,12 @@ def figure2(recs:list[dict], # one record per condition, as `run` or `capacity_s
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #d378315a
 def result_name(cfg:AttractorCapacityConfig) -> str:
-    "'attractor-capacity-s0' for the whole grid of `cfg.scale`; a run on part of it names its training sigmas and attractor sizes: 'attractor-capacity-s0-sigma0.25-n100'"
+    "'attractor-capacity-s0' for the whole grid of `cfg.scale`; a run on part of it names its training sigmas and attractor sizes, and replications other than the scale's: 'attractor-capacity-s0-sigma0.25-n100', '...-n150-rep8'"
     whole = AttractorCapacityConfig.at_scale(cfg.scale)
     parts = [f'-{k}' + '_'.join(f'{v:g}' for v in mine) for k, mine, full in
              [('sigma', cfg.train_sigmas, whole.train_sigmas), ('n', cfg.n_units, whole.n_units)] if tuple(mine) != tuple(full)]
+    a, b = cfg.first_replication, cfg.first_replication + cfg.replications - 1
+    if (a, cfg.replications) != (0, whole.replications): parts.append(f'-rep{a}' + (f'-{b}' if b > a else ''))
     return f'attractor-capacity-s{cfg.seed}' + ''.join(parts)
 
 register_experiment('attractor-capacity', AttractorCapacityConfig, run,
