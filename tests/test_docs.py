@@ -102,7 +102,7 @@ def exp_row(md:str, name:str) -> str:
 def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     "A CPU run on a reduced budget (results/reduced/) is listed in its own section and never fills a Table 1 cell"
     from attractor_nb.core import save_results
-    save_results('rman-cifar10-resnet20-h0-s0', metrics=dict(error=0.2), config=dict(seed=0, scale='paper', epochs=8),
+    save_results('rman-cifar10-resnet20-h0-s0', metrics=dict(error=0.2, error_sem=None), config=dict(seed=0, scale='paper', epochs=8),
                  experiment='rman-cifar', out=tmp_path/docs.REDUCED, history=[dict(epoch=0, error=0.3), dict(epoch=1, error=0.2)])
     md, problems = docs.results_markdown(tmp_path/'site', folder=tmp_path)
     assert not problems, problems
@@ -110,6 +110,7 @@ def test_reduced_runs_are_shown_apart_from_the_paper_tables(tmp_path):
     assert row.count('not yet run') == 4 and 'No paper-scale runs yet' in md
     red = md[md.index('## Reduced runs on the CPU'):]
     assert '`rman-cifar10-resnet20-h0-s0`' in red and 'error 0.2' in red
+    assert 'error_sem —' in red  # a metric the run could not measure (one replication: no SEM) reads as none
     assert (tmp_path/'site'/'figures'/'results'/f'{docs.REDUCED}-rman-cifar.png').exists()
     assert exp_row(md, 'rman-cifar').endswith('*not yet run*<br>1 reduced run on the CPU ([above](#reduced-runs)) |')
     assert 'reduced' not in exp_row(md, 'speech-rman')

@@ -742,6 +742,7 @@ def _flat(d: dict, pre: str = '') -> dict:
 def glob_escape(s: str) -> str: return re.sub(r'([*?\[])', r'[\1]', s)
 
 def _num(v) -> str:
+    if v is None: return '—'  # e.g. the SEM of a single replication
     if isinstance(v, float): return f'{v:.4g}'
     if isinstance(v, (int, str)): return str(v)
     return '…'
