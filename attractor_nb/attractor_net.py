@@ -249,6 +249,7 @@ def fit_attractor(net:AttractorNet, # the net to train (replicated or not)
                   bs:int=16, # batch size (authors' code)
                   device=None, # where to train (default: the CPU)
                   ctx=None, # a `RunContext` whose `ckpt_dir` gets a checkpoint per epoch (resume, pause at its deadline)
+                  cbs=None, # extra fastai callbacks for this fit (a probe that scores the test set during training, say)
                  ) -> dict:
     "Train `net` on Eq. 4 with the project's Learner; return its history and % noise variance removed on `test`"
     from functools import partial
@@ -264,7 +265,7 @@ def fit_attractor(net:AttractorNet, # the net to train (replicated or not)
     adam = partial(OptimWrapper, opt=torch.optim.Adam)  # TensorFlow's defaults (authors' code): betas (.9, .999), eps 1e-8
     learn = make_learner(_Rep(net), dls, loss_func=attractor_loss_func, opt=adam, lr=lr, metrics=[], progress=False,
                          log_epochs=False, cbs=[TrainOnly()])
-    fit_run(learn, epochs, ctx=ctx)
+    fit_run(learn, epochs, ctx=ctx, cbs=cbs)
     net.cpu()
     return dict(history=learn.history, seconds=sum(h['seconds'] for h in learn.history),  # every piece of a resumed run
                 pct_removed=pct_removed(net, xte.cpu(), cte.cpu()).tolist())
@@ -303,6 +304,7 @@ def capacity_sweep(cfg:AttractorCapacityConfig, # the grid and training recipe
                    device=None, # where to train
                    verbose:bool=False, # print one line per condition
                    ctx=None, # a `RunContext`: with a `ckpt_dir`, each condition checkpoints every epoch in its own subfolder
+                   cbs=None, # extra fastai callbacks for every condition's fit (`fit_attractor`)
                   ) -> list[dict]:
     "Train every (sigma, n, A) condition of `cfg` (replications batched) and return one record per condition"
     import dataclasses
@@ -319,7 +321,7 @@ def capacity_sweep(cfg:AttractorCapacityConfig, # the grid and training recipe
                                    seed=cfg.seed + 100*n + cfg.first_replication)
                 sub = None if ctx is None or ctx.ckpt_dir is None else \
                       dataclasses.replace(ctx, ckpt_dir=ctx.ckpt_dir/condition_key(sigma, n, A))
-                res = fit_attractor(net, train, test, cfg.epochs, lr=cfg.lr, bs=cfg.bs, device=device, ctx=sub)
+                res = fit_attractor(net, train, test, cfg.epochs, lr=cfg.lr, bs=cfg.bs, device=device, ctx=sub, cbs=cbs)
                 p = np.array(res['pct_removed'])
                 rec = dict(sigma=sigma, n=n, A=A, pct_removed=p.tolist(), mean=float(p.mean()),
                            sem=float(p.std(ddof=1)/np.sqrt(len(p))) if len(p) > 1 else None, seconds=res['seconds'])
