@@ -11,6 +11,7 @@ import math, numbers
 import torch
 from fastai.callback.core import Callback
 
+from .core import check_int
 from .train import EpochHistory, Checkpoint
 
 # %% auto #0
@@ -53,7 +54,7 @@ class AdaptiveDepth(Callback):
                 ):
         self.threshold = _check_threshold(threshold)
         for k, v in (('n_samples', n_samples), ('min_depth', min_depth)) + ((('max_remove', max_remove),) if max_remove is not None else ()):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1: raise ValueError(f"{k}={v!r}: expected a positive integer")
+            check_int(k, v)
         self.n_samples, self.min_depth, self.max_remove = int(n_samples), int(min_depth), max_remove
         self.probe, self.log = probe, []
 

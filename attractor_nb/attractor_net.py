@@ -15,17 +15,13 @@ import torch
 from torch import nn
 from fastcore.basics import patch
 
-from .core import ExpConfig, set_seed
+from .core import ExpConfig, set_seed, check_int
 
 # %% auto #0
 __all__ = ['safe_atanh', 'symmetric', 'AttractorNet', 'denoise_loss', 'attractor_data', 'attractor_loss_func', 'pct_removed',
            'fit_attractor', 'AttractorCapacityConfig', 'condition_key', 'capacity_sweep']
 
 # %% ../nbs/30_attractor_net.ipynb #345e5f7d
-def _check_pos_int(name:str, v):
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-        raise ValueError(f"{name}={v!r}: expected a positive integer")
-
 def safe_atanh(x:torch.Tensor, # values meant to lie in [-1, 1] (anything finite is accepted)
                eps:float=1e-6, # e: x is clipped to [-1, 1] and scaled by 1-e (raised to the dtype's eps if smaller)
               ) -> torch.Tensor:
@@ -64,8 +60,8 @@ class AttractorNet(nn.Module):
                  seed:int|None=None, # replication r is initialised from seed+r; None: the global torch generator
                 ):
         super().__init__()
-        _check_pos_int('m', m); _check_pos_int('n', n); _check_pos_int('iters', iters)
-        if replications is not None: _check_pos_int('replications', replications)
+        check_int('m', m); check_int('n', n); check_int('iters', iters)
+        if replications is not None: check_int('replications', replications)
         if delta is not None and not delta > 0: raise ValueError(f"delta={delta!r}: expected a positive tolerance or None")
         if not 0 <= eps < 1: raise ValueError(f"eps={eps!r}: expected 0 <= eps < 1")
         self.m, self.n, self.iters, self.delta, self.eps = m, n, iters, delta, eps
@@ -214,7 +210,7 @@ def attractor_data(A:int, # number of target points ξ
                    generator:torch.Generator|None=None, # random stream (default: the global one)
                   ) -> tuple: # noisy inputs x (A*kappa, m), targets ξ (A*kappa, m), the (A, m) targets
     "Section 2.1's data: ξ ~ U(-1,1)^m and noisy copies x = tanh(atanh(ξ) + η), η ~ N(0, σ²)"
-    _check_pos_int('A', A); _check_pos_int('m', m); _check_pos_int('kappa', kappa)
+    check_int('A', A); check_int('m', m); check_int('kappa', kappa)
     xi = torch.rand(A, m, generator=generator)*2 - 1 if targets is None else targets
     clean = xi.repeat(kappa, 1)
     x = torch.tanh(torch.atanh(clean) + sigma*torch.randn(clean.shape, generator=generator))
@@ -291,10 +287,8 @@ class AttractorCapacityConfig(ExpConfig):
                                                          replications=2, epochs=15, bs=100, lr=0.01)}
 
     def __post_init__(self):
-        _check_pos_int('replications', self.replications)
-        r = self.first_replication
-        if isinstance(r, bool) or not isinstance(r, (int, np.integer)) or r < 0:
-            raise ValueError(f"first_replication={r!r}: expected an integer >= 0")
+        check_int('replications', self.replications)
+        check_int('first_replication', self.first_replication, 0)
 
 def condition_key(sigma:float, n:int, A:int) -> str:
     "A condition's name in results files and checkpoint folders: 's0.25-n100-A50'"

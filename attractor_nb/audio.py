@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .core import check_int
 from .data import (DataFile, DataNotFoundError, CorruptDataError, register_dataset, dataset_files,
                                extract_archive, fsdd_files, load_audio, save_cached, load_cached)
 
@@ -214,8 +215,7 @@ class SpeechResNet(nn.Module):
                 ):
         super().__init__()
         if stem not in ('imagenet', 'cifar'): raise ValueError(f"stem={stem!r}: expected 'imagenet' or 'cifar'")
-        for k, v in (('n_classes', n_classes), ('width', width), ('in_ch', in_ch)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise ValueError(f"{k}={v!r}: expected a positive integer")
+        for k, v in (('n_classes', n_classes), ('width', width), ('in_ch', in_ch)): check_int(k, v)
         self.stem = nn.Sequential(*_bn_conv(in_ch, width, 7 if stem == 'imagenet' else 3, 2 if stem == 'imagenet' else 1),
                                   nn.ReLU(inplace=True), *([nn.MaxPool2d(3, 2, 1)] if stem == 'imagenet' else []))
         stages, ni = [], width

@@ -14,7 +14,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from .core import (get_device, get_experiment, results_dir, save_results, project_root, set_seed,
-                               run_experiment, RunContext)
+                               run_experiment, RunContext, check_int)
 
 # %% auto #0
 __all__ = ['BENCH_SIZES', 'BENCHMARKS', 'GPU_BENCHMARKS', 'sync', 'median_ms', 'StepTimer', 'TrainTimer', 'save_bench',
@@ -229,7 +229,7 @@ def run_seeds_parallel(name:str, # a registered experiment
     if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
         raise ValueError(f"seeds={seeds!r}: expected distinct non-negative integers")
     jobs = len(seeds) if jobs is None else jobs
-    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1: raise ValueError(f"jobs={jobs!r}: expected an integer >= 1")
+    jobs = check_int('jobs', jobs)
     cfgs = {s: exp.config.at_scale(scale, seed=s, **overrides) for s in seeds}  # bad overrides fail here, before any process
     folder = results_dir(scale, out)
     log_dir = Path(log_dir or tempfile.mkdtemp(prefix='seeds-'))

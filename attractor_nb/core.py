@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/core.html.md"""
 
 # %% ../nbs/00_core.ipynb #79e1d506
 from __future__ import annotations
-import contextlib, dataclasses, datetime, difflib, importlib, json, math, os, platform, random, shutil, subprocess, sys, tempfile, time
+import contextlib, dataclasses, datetime, difflib, importlib, json, math, numbers, os, platform, random, shutil, subprocess, sys, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, NamedTuple
@@ -15,21 +15,30 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'set_seed', 'DistInfo', 'dist_info', 'is_main_process',
-           'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root', 'results_dir',
-           'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results', 'load_results',
-           'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment', 'register_experiment',
-           'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals', 'process_alive',
-           'checkpoint_root', 'check_stop_after', 'pieces_seconds', 'run_seconds', 'run_experiment']
+__all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'check_int', 'set_seed', 'DistInfo', 'dist_info',
+           'is_main_process', 'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root',
+           'results_dir', 'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results',
+           'load_results', 'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment',
+           'register_experiment', 'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals',
+           'process_alive', 'checkpoint_root', 'check_stop_after', 'pieces_seconds', 'run_seconds', 'run_experiment']
+
+# %% ../nbs/00_core.ipynb #1025a37f
+def check_int(name:str, # the argument's name, for the error message
+              value, # the value to check
+              lo:int=1, # the smallest value allowed
+             ) -> int:
+    "`value` as an `int`, or a `ValueError` naming `name` when it is not an integer >= `lo`"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < lo:
+        want = {0: 'a non-negative integer', 1: 'a positive integer'}.get(lo, f'an integer >= {lo}')
+        raise ValueError(f"{name}={value!r}: expected {want}")
+    return int(value)
 
 # %% ../nbs/00_core.ipynb #a684d6fd
 def set_seed(seed:int, # the seed for Python, NumPy and torch (CPU and every GPU)
              deterministic:bool=False, # also ask torch for deterministic algorithms (slower on GPUs)
             ) -> int:
     "Seed Python, NumPy and torch so that the same seed gives the same result on the CPU"
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r}: expected a non-negative integer")
-    seed = int(seed)
+    seed = check_int('seed', seed, 0)
     import fastai.data.load  # imported before seeding: importing it draws from Python's generator (see above)
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -98,7 +107,7 @@ def cpu_threads(n:int=1, # torch threads inside the block
                 device:str|torch.device|None=None, # only when this is a CPU device (None: always)
                ):
     "A context in which torch uses `n` CPU threads (when computing on the CPU); the previous number is restored after"
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"n={n!r}: expected a positive integer")
+    n = check_int('n', n)
     if device is not None and torch.device(device).type != 'cpu': yield; return
     old = torch.get_num_threads()
     torch.set_num_threads(n)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import cpu_threads
+from .core import cpu_threads, check_int
 from .rman import RMAN, RMANCallback
 
 # %% auto #0
@@ -52,7 +52,7 @@ def toy_data(name:str='moons', # a key of `TOY_DATA`
              n:int=1000, noise:float=0.1, seed:int=0) -> tuple[torch.Tensor, torch.Tensor]:
     "The toy data set `name` with `n` points"
     if name not in TOY_DATA: raise ValueError(f"dataset={name!r}: expected one of {list(TOY_DATA)}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 2: raise ValueError(f"n={n!r}: expected an integer >= 2")
+    check_int('n', n, 2)
     return TOY_DATA[name](n, noise=noise, seed=seed)
 
 # %% ../nbs/11_flow_maps_2d.ipynb #3c86a4ea
@@ -81,9 +81,7 @@ class ResidualFlow(nn.Module):
                  n_steps:int=10, # number T of identical layers (Section 3: 10)
                 ):
         super().__init__()
-        if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1:
-            raise ValueError(f"n_steps={n_steps!r}: expected a positive integer")
-        self.f, self.n_steps = f, n_steps
+        self.f, self.n_steps = f, check_int('n_steps', n_steps)
 
     def trajectory(self, x:torch.Tensor) -> torch.Tensor: # x: (bs, d) -> states x_0..x_T: (T+1, bs, d)
         "All states x_0, ..., x_T"

@@ -11,6 +11,7 @@ import difflib
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .core import check_int
 
 # %% auto #0
 __all__ = ['BASIC_UP_TO', 'PREACT_WIDTHS', 'LM_K_INIT', 'RESNEXT_STEM', 'RESNEXT_WIDEN', 'CIFAR_ARCHS', 'PUBLISHED_PARAMS',
@@ -19,11 +20,6 @@ __all__ = ['BASIC_UP_TO', 'PREACT_WIDTHS', 'LM_K_INIT', 'RESNEXT_STEM', 'RESNEXT
            'ResNeXtBlock', 'ResNeXt', 'resnext29', 'cifar_model', 'arch_params', 'param_table']
 
 # %% ../nbs/12_cifar_models.ipynb #fde62549
-def _check_pos_int(name:str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError(f"{name}={v!r}: expected a positive integer")
-    return v
-
 class CifarNet(nn.Module):
     "Base of the CIFAR models: `forward_features` (bs,C,h,w) -> `avgpool` (bs,C,1,1) -> `flatten` -> `fc` (bs,num_classes)"
     def _make_head(self, n_features:int, # channels C of the last feature map
@@ -31,7 +27,7 @@ class CifarNet(nn.Module):
                   ):
         self.avgpool = nn.AdaptiveAvgPool2d(1)  # RMAN is inserted after this layer (Section 4.1)
         self.flatten = nn.Flatten()
-        self.fc = nn.Linear(n_features, _check_pos_int('num_classes', num_classes))
+        self.fc = nn.Linear(n_features, check_int('num_classes', num_classes))
 
     @property
     def stages(self) -> list[nn.Module]: return [self.layer1, self.layer2, self.layer3]
@@ -282,7 +278,7 @@ class ResNeXt(CifarNet):
                  num_classes:int=10, # 10 for CIFAR-10, 100 for CIFAR-100
                 ):
         super().__init__()
-        _check_pos_int('cardinality', cardinality); _check_pos_int('base_width', base_width)
+        check_int('cardinality', cardinality); check_int('base_width', base_width)
         _, n = resnet_units(depth, 'bottleneck')
         self.cardinality, self.base_width, self.depth = cardinality, base_width, depth
         self.stem = nn.Sequential(_conv(3, RESNEXT_STEM), nn.BatchNorm2d(RESNEXT_STEM), nn.ReLU(inplace=True))

@@ -13,6 +13,8 @@ from torch import nn
 from torchdiffeq import odeint, odeint_adjoint
 from torchdiffeq._impl.odeint import SOLVERS  # torchdiffeq's table of method names
 
+from .core import check_int
+
 # %% auto #0
 __all__ = ['ODEBlock', 'ConcatConv2d', 'ODEFunc', 'ODENet', 'NFECallback']
 
@@ -94,8 +96,7 @@ class ODENet(nn.Module):
                  t1:float=1.0, # integration time
                 ):
         super().__init__()
-        for k, v in (('n_classes', n_classes), ('width', width), ('in_ch', in_ch)):
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0: raise ValueError(f"{k}={v!r}: expected a positive integer")
+        for k, v in (('n_classes', n_classes), ('width', width), ('in_ch', in_ch)): check_int(k, v)
         w = width
         self.downsampling = nn.Sequential(
             nn.Conv2d(in_ch, w, 3, 1), _norm(w), nn.ReLU(inplace=True),

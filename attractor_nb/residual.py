@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/residual_ode.html.md"""
 
 # %% ../nbs/20_residual_ode.ipynb #b465094c
 from __future__ import annotations
-import itertools, numbers
+import itertools
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -14,7 +14,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from .core import ExpConfig
+from .core import ExpConfig, check_int
 
 # %% auto #0
 __all__ = ['LR_SCHEDS', 'PAPER_NUMBERS', 'DenseDynamics', 'ResidualNet', 'MLPNet', 'ResidualConfig', 'error_rate_at',
@@ -24,11 +24,6 @@ __all__ = ['LR_SCHEDS', 'PAPER_NUMBERS', 'DenseDynamics', 'ResidualNet', 'MLPNet
            'noise_evolution', 'noise_check', 'plot_noise']
 
 # %% ../nbs/20_residual_ode.ipynb #80ac8a00
-def _pos_int(name:str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name}={v!r}: expected a positive integer")
-    return int(v)
-
 class DenseDynamics(nn.Module):
     "Dense sigmoid layers of N neurons read as a dynamical system over depth; the base of `ResidualNet` and `MLPNet`"
     def __init__(self, n_in:int=784, # input size (MNIST: 28*28 pixels)
@@ -41,8 +36,8 @@ class DenseDynamics(nn.Module):
                  gain:float=1., # scale of an orthogonal initial W
                 ):
         super().__init__()
-        self.n_in, self.n_hidden = _pos_int('n_in', n_in), _pos_int('n_hidden', n_hidden)
-        self.n_layers, self.n_classes = _pos_int('n_layers', n_layers), _pos_int('n_classes', n_classes)
+        self.n_in, self.n_hidden = check_int('n_in', n_in), check_int('n_hidden', n_hidden)
+        self.n_layers, self.n_classes = check_int('n_layers', n_layers), check_int('n_classes', n_classes)
         if proj not in ('linear', 'pad'): raise ValueError(f"proj={proj!r}: expected 'linear' or 'pad'")
         if proj == 'pad' and n_hidden < n_in:
             raise ValueError(f"proj='pad' needs n_hidden >= n_in to hold the input, got n_hidden={n_hidden} < n_in={n_in}")
@@ -66,7 +61,7 @@ class DenseDynamics(nn.Module):
 
     def _check_depth(self, d) -> int:
         if d is None: return self._depth
-        d = _pos_int('depth', d)
+        d = check_int('depth', d)
         if not self.shared and d > self.n_layers:
             raise ValueError(f"depth={d}: this net has {self.n_layers} separate weight matrices (shared=False), so it "
                              f"runs at most {self.n_layers} layers; only a shared-weight net runs deeper than it was built")

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from fastai.callback.core import Callback
 
+from .core import check_int
 from .residual import ResidualConfig, DenseDynamics, ResidualNet, residual_jacobian, shared_weights, stability
 
 # %% auto #0
@@ -273,10 +274,6 @@ def _check_amplitudes(amplitudes) -> torch.Tensor:
         raise ValueError(f"amplitudes={amplitudes!r}: expected one or more positive, finite noise amplitudes")
     return a
 
-def _pos(name:str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name}={v!r}: expected a positive integer")
-    return int(v)
 
 def _run_from(model:DenseDynamics, x:torch.Tensor, depth:int) -> torch.Tensor:
     for t in range(depth): x = model.update(x, model.residual(x, t))
@@ -294,7 +291,7 @@ def noise_to_signal(model:DenseDynamics, # a `ResidualNet` or `MLPNet`
                    ) -> dict:
     "Noise-to-signal ratio and cosine similarity of the final hidden layer under uniform noise U(-a, a), per amplitude"
     a = _check_amplitudes(amplitudes)
-    R = _pos('n_realisations', n_realisations)
+    R = check_int('n_realisations', n_realisations)
     if at not in ('x0', 'input'): raise ValueError(f"at={at!r}: expected 'x0' or 'input'")
     d = model._check_depth(depth)
     dev = _device(model)

@@ -12,6 +12,7 @@ from contextlib import nullcontext
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .core import check_int
 from fastcore.basics import patch
 from fastai.callback.core import Callback
 
@@ -28,18 +29,13 @@ def relu_max(scores:torch.Tensor, # (..., h) scores m_j.x of each feature vector
     return r / torch.where(z > eps, z, torch.ones_like(z))
 
 # %% ../nbs/10_rman.ipynb #9d89200b
-def _check_pos_int(name:str, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-        raise ValueError(f"{name}={v!r}: expected a positive integer")
-    return v
-
 class RMAN(nn.Module):
     "Relu-max attractor network: `n_attractors` learnable placement attractors in R^`dim` (Eqs. 3-5)"
     def __init__(self, dim:int, # size c of the feature vectors it attracts
                  n_attractors:int, # number h of placement attractors
                 ):
         super().__init__()
-        self.dim, self.n_attractors = _check_pos_int('dim', dim), _check_pos_int('n_attractors', n_attractors)
+        self.dim, self.n_attractors = check_int('dim', dim), check_int('n_attractors', n_attractors)
         self.m = nn.Parameter(torch.randn(n_attractors, dim))  # (h, c) placement attractors, N(0,1) (Section 4.1)
 
     def extra_repr(self): return f'dim={self.dim}, n_attractors={self.n_attractors}'
@@ -130,7 +126,7 @@ class RMANCallback(Callback):
                  alpha_step:float=1e-4, # added to alpha every epoch (Section 4.1)
                  dim:int|None=None, # feature size, to build the RMAN at once; None: at the first batch
                 ):
-        _check_pos_int('n_attractors', n_attractors)
+        check_int('n_attractors', n_attractors)
         for k, v in (('alpha', alpha), ('alpha_step', alpha_step)):
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{k}={v!r}: expected a finite number >= 0")

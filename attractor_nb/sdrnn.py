@@ -15,7 +15,8 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from fastcore.basics import patch, store_attr
 from fastai.callback.core import Callback
 
-from .attractor_net import AttractorNet, safe_atanh, _generators, _check_pos_int, _bmm_affine
+from .core import check_int
+from .attractor_net import AttractorNet, safe_atanh, _generators, _bmm_affine
 from .train import EpochHistory
 
 # %% auto #0
@@ -103,8 +104,8 @@ class SDRNN(nn.Module):
         super().__init__()
         if init not in INITS: raise ValueError(f"init={init!r}: expected one of {list(INITS)}")
         for k, v in (('input_size', input_size), ('hidden_size', hidden_size), ('attractor_size', attractor_size),
-                     ('iters', iters)): _check_pos_int(k, v)
-        if replications is not None: _check_pos_int('replications', replications)
+                     ('iters', iters)): check_int(k, v)
+        if replications is not None: check_int('replications', replications)
         if cell not in _GATES: raise ValueError(f"cell={cell!r}: expected one of {list(_GATES)}")
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma >= 0:
             raise ValueError(f"sigma={sigma!r}: expected a noise std >= 0")
@@ -224,7 +225,7 @@ class SDRNNClassifier(nn.Module):
                  **kwargs, # passed to `SDRNN`: cell, sigma, iters, bidirectional, attractor ...
                 ):
         super().__init__()
-        _check_pos_int('out_size', out_size)
+        check_int('out_size', out_size)
         if kwargs.get('batch_first') is False: raise ValueError("SDRNNClassifier takes batch-first inputs (batch_first=False is not supported)")
         self.rnn = SDRNN(input_size, hidden_size, attractor_size, replications=replications, seed=0, init=init, **kwargs)
         self.per_step, self.replications, self.out_size = per_step, replications, out_size
@@ -328,7 +329,7 @@ class SDRNNTrainer(Callback):
                  eps:float=1e-8, # Adam's epsilon of the denoising optimiser
                  seed:int=0, # the noise of replication r comes from a generator seeded seed+r
                 ):
-        _check_pos_int('max_steps', max_steps)
+        check_int('max_steps', max_steps)
         if lr is not None and not lr > 0: raise ValueError(f"lr={lr!r}: expected a positive learning rate or None")
         if sigma is not None and not sigma >= 0: raise ValueError(f"sigma={sigma!r}: expected a noise std >= 0")
         if reduction not in ('ratio', 'mean'): raise ValueError(f"reduction={reduction!r}: expected 'ratio' or 'mean'")

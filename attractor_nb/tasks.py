@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from .core import check_int
 
 # %% auto #0
 __all__ = ['ENCODINGS', 'MAJORITY_LENGTHS', 'REBER_ALPHABET', 'REBER_EDGES', 'REBER_FINAL', 'REBER_TRAIN_SIZES',
@@ -94,12 +95,6 @@ class SequenceTask:
         return f"SequenceTask({self.name!r}, train={len(self.train)}, {tests}, n_in={self.n_in})"
 
 # %% ../nbs/32_tasks.ipynb #20c8f9dd
-def _check_int(name:str, value, lo:int=0) -> int:
-    "`value` as an int, or an error naming `name` when it is not an integer >= `lo`"
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
-        raise ValueError(f"{name}={value!r}: expected an integer >= {lo}")
-    return int(value)
-
 def _check_float(name:str, value, lo:float=0.) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not value >= lo:
         raise ValueError(f"{name}={value!r}: expected a number >= {lo}")
@@ -112,7 +107,7 @@ def _check_choice(name:str, value, choices) -> str:
 
 def _rngs(seed, k:int) -> list[np.random.Generator]:
     "`k` independent generators spawned from `seed`"
-    seed = _check_int('seed', seed)
+    seed = check_int('seed', seed, 0)
     return [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(k)]
 
 # %% ../nbs/32_tasks.ipynb #0fa8300b
@@ -155,7 +150,7 @@ def distinct_bit_sequences(length:int, # bits per sequence (at most 62)
                            arg:str='n', # the caller's name for `n`, for the error message
                           ) -> np.ndarray:
     "`n` distinct random binary sequences of `length` bits, as an (n, length) int64 array in random order"
-    length, n = _check_int('length', length, 1), _check_int(arg, n)
+    length, n = check_int('length', length, 1), check_int(arg, n, 0)
     if length > 62: raise ValueError(f"length={length}: at most 62 bits per sequence")
     if n > 2**length:
         raise ValueError(f"{arg}={n}: asks for more distinct sequences than the {2**length} that exist with {length} bits")
@@ -191,14 +186,14 @@ def parity(bits:int=10, # sequence length (Section 4.1: 10)
           ) -> SequenceTask:
     "Streamed parity: target 1 when a sequence has an odd number of 1s; 'novel' and 'noisy' test sets"
     params = dict(bits=bits, n_train=n_train, n_test=n_test, n_noisy=n_noisy, noise=noise, encoding=encoding, seed=seed)
-    bits, n_train = _check_int('bits', bits, 1), _check_int('n_train', n_train)
-    n_noisy, noise = _check_int('n_noisy', n_noisy), _check_float('noise', noise)
+    bits, n_train = check_int('bits', bits, 1), check_int('n_train', n_train, 0)
+    n_noisy, noise = check_int('n_noisy', n_noisy, 0), _check_float('noise', noise)
     _check_choice('encoding', encoding, ENCODINGS)
     if n_train > 2**bits: raise ValueError(f"n_train={n_train}: there are only {2**bits} distinct sequences of {bits} bits")
     if n_test is None:
         if 2**bits > 2**22: raise ValueError(f"n_test=None would take all {2**bits} sequences of {bits} bits; give n_test")
         n_test = 2**bits - n_train
-    n_test = _check_int('n_test', n_test)
+    n_test = check_int('n_test', n_test, 0)
     rng, rng_noise = _rngs(seed, 2)
     seqs = distinct_bit_sequences(bits, n_train + n_test, rng, arg='n_train + n_test')
     return _binary_task('parity', seqs, seqs.sum(1) % 2, n_train, n_noisy, noise, encoding, rng_noise, params)
@@ -216,12 +211,12 @@ def majority(length:int=11, # sequence length, odd (Section 4.2: 11, 17, 23, 29,
             ) -> SequenceTask:
     "Majority: target 1 when more than half the bits are 1; 'novel' and 'noisy' test sets"
     params = dict(length=length, n_train=n_train, n_test=n_test, n_noisy=n_noisy, noise=noise, encoding=encoding, seed=seed)
-    length, n_train = _check_int('length', length, 1), _check_int('n_train', n_train)
+    length, n_train = check_int('length', length, 1), check_int('n_train', n_train, 0)
     if length % 2 == 0: raise ValueError(f"length={length}: must be odd so that there are no ties")
-    n_noisy, noise = _check_int('n_noisy', n_noisy), _check_float('noise', noise)
+    n_noisy, noise = check_int('n_noisy', n_noisy, 0), _check_float('noise', noise)
     _check_choice('encoding', encoding, ENCODINGS)
     if n_train > 2**length: raise ValueError(f"n_train={n_train}: there are only {2**length} distinct sequences of length {length}")
-    n_test = _check_int('n_test', 2**min(11, length) - n_train if n_test is None else n_test)
+    n_test = check_int('n_test', 2**min(11, length) - n_train if n_test is None else n_test, 0)
     rng, rng_noise = _rngs(seed, 2)
     seqs = distinct_bit_sequences(length, n_train + n_test, rng, arg='n_train + n_test')
     return _binary_task('majority', seqs, (2*seqs.sum(1) > length).astype(np.int64), n_train, n_noisy, noise,
@@ -295,10 +290,10 @@ def reber(n_train:int=200, # training strings, half positive (Section 4.3: 50 to
          ) -> SequenceTask:
     "Reber grammar: target 1 for strings of the grammar, 0 for one-symbol substitutions that leave it"
     params = dict(n_train=n_train, n_test=n_test, max_len=max_len, novel_test=novel_test, pad=pad, seed=seed)
-    n_train, n_test = _check_int('n_train', n_train), _check_int('n_test', n_test)
+    n_train, n_test = check_int('n_train', n_train, 0), check_int('n_test', n_test, 0)
     for k, v in (('n_train', n_train), ('n_test', n_test)):
         if v % 2: raise ValueError(f"{k}={v}: must be even, half positive and half negative")
-    max_len = _check_int('max_len', max_len, 5)  # BTXSE and BPVVE are the shortest strings
+    max_len = check_int('max_len', max_len, 5)  # BTXSE and BPVVE are the shortest strings
     _check_choice('pad', pad, ('left', 'right'))
     rng_train, rng_test = _rngs(seed, 2)
     def negative(g): s = sample_reber(g, max_len); return corrupt_reber(s, g), s
@@ -355,9 +350,9 @@ def symmetry(filler:int=1, # f: filler symbols in the middle (Section 4.4: 1 or 
             ) -> SequenceTask:
     "Symmetry: target 1 for a mirrored string; negatives are half adjacent exchanges, half substitutions"
     params = dict(filler=filler, n_train=n_train, n_test=n_test, half=half, n_symbols=n_symbols, novel_test=novel_test, seed=seed)
-    filler, half = _check_int('filler', filler), _check_int('half', half, 2)
-    n_train, n_test = _check_int('n_train', n_train), _check_int('n_test', n_test)
-    n_symbols = _check_int('n_symbols', n_symbols, 2)
+    filler, half = check_int('filler', filler, 0), check_int('half', half, 2)
+    n_train, n_test = check_int('n_train', n_train, 0), check_int('n_test', n_test, 0)
+    n_symbols = check_int('n_symbols', n_symbols, 2)
     if n_symbols > 26: raise ValueError(f"n_symbols={n_symbols}: at most 26 letters")
     for k, v in (('n_train', n_train), ('n_test', n_test)):
         if v % 2: raise ValueError(f"{k}={v}: must be even, half positive and half negative")

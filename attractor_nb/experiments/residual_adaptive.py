@@ -6,11 +6,10 @@ Docs: https://attractor-nb.github.io/attractor_nb/adaptive_depth_experiment.html
 
 # %% ../../nbs/25a_adaptive_depth_experiment.ipynb #09fb6f22
 from __future__ import annotations
-import numbers
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..core import RunContext, register_experiment
+from ..core import RunContext, register_experiment, check_int
 from ..train import final_metrics
 from ..residual import ResidualConfig, PAPER_NUMBERS, error_rate_at
 from ..adaptive_depth import AdaptiveDepth
@@ -32,10 +31,7 @@ class AdaptiveConfig(ResidualConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        for k in ('max_remove', 'n_criterion'):
-            v, lo = getattr(self, k), 0 if k == 'max_remove' else 1
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < lo:
-                raise ValueError(f"{k}={v!r}: expected an integer >= {lo}")
+        check_int('max_remove', self.max_remove, 0); check_int('n_criterion', self.n_criterion)
         if not (self.with_shared or self.with_per_layer): raise ValueError("with_shared=False and with_per_layer=False: no net to train")
 
 # %% ../../nbs/25a_adaptive_depth_experiment.ipynb #4b998aaa

@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import torch
 
-from ..core import RunContext, register_experiment, set_seed
+from ..core import RunContext, register_experiment, set_seed, check_int
 from ..train import final_metrics
 from ..residual import DenseDynamics, PAPER_NUMBERS
 from ..residual_dynamics import TransientsConfig, layer_log_dets, log_det_sensitivity, record_residuals
@@ -99,8 +99,7 @@ def perturbation_effect(net:DenseDynamics, # a `ResidualNet` (or `MLPNet`)
     layers = list(range(1, d + 1)) if layers is None else [int(s) for s in layers]
     bad = [s for s in layers if not 1 <= s <= d]
     if bad: raise ValueError(f"layers={bad}: expected layers between 1 and T={d}")
-    if isinstance(n_realisations, bool) or not isinstance(n_realisations, numbers.Integral) or n_realisations < 1:
-        raise ValueError(f"n_realisations={n_realisations!r}: expected a positive integer")
+    check_int('n_realisations', n_realisations)
     dev = next(net.parameters()).device
     x0 = net.embed(x.to(dev))
     clean = _run_perturbed(net, x0, d, 0, None)

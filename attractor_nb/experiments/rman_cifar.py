@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from fasttransform import Transform, Pipeline
 
-from ..core import ExpConfig, RunContext, register_experiment
+from ..core import ExpConfig, RunContext, register_experiment, check_int
 from ..train import tensor_dls, make_learner, fit_run, final_metrics, multistep_sched, PRECISIONS
 from ..models import cifar_model, CIFAR_ARCHS
 from ..rman import RMANCallback
@@ -33,8 +33,7 @@ class RandomCropFlip(Transform):
                  generator:torch.Generator|None=None, # random numbers from here (default: torch's generator of the batch's device)
                 ):
         super().__init__()
-        if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0: raise ValueError(f"pad={pad!r}: expected an integer >= 0")
-        self.pad, self.flip, self.generator = pad, flip, generator
+        self.pad, self.flip, self.generator = check_int('pad', pad, 0), flip, generator
 
     def _rand(self, high:int, n:int, device) -> torch.Tensor:
         g = self.generator

@@ -12,10 +12,10 @@ from typing import ClassVar
 
 import torch
 
-from ..core import ExpConfig, RunContext, register_experiment, run_experiment, get_experiment, set_seed
+from ..core import ExpConfig, RunContext, register_experiment, run_experiment, get_experiment, set_seed, check_int
 from ..train import tensor_dls, make_learner, fit_run
 from ..sdrnn import SDRNNClassifier, SDRNNTrainer, replicated_loss, INITS
-from ..tasks import majority, MAJORITY_LENGTHS, _check_int, _check_float, _check_choice
+from ..tasks import majority, MAJORITY_LENGTHS, _check_float, _check_choice
 from .sdrnn_parity import (MODELS, BestTrainAccuracy, replication_errors, mean_sem, paired_difference,
                                                    format_paired, parity_mse, init_suffix)
 
@@ -27,7 +27,7 @@ __all__ = ['LABELS', 'COLORS', 'SeqTaskConfig', 'SDRNNMajorityConfig', 'seqtask_
 # %% ../../nbs/34_majority.ipynb #bde8fced
 def _check_pos(cfg, *names):
     "Each named field of `cfg` must be a positive integer (the error names the field)"
-    for k in names: _check_int(k, getattr(cfg, k), 1)
+    for k in names: check_int(k, getattr(cfg, k), 1)
 
 @dataclass
 class SeqTaskConfig(ExpConfig):
@@ -56,7 +56,7 @@ class SeqTaskConfig(ExpConfig):
         _check_pos(self, 'hidden', 'attractor', 'iters', 'replications', 'epochs', 'batch_size', 'denoise_steps')
         _check_float('sigma', self.sigma, 0.)  # noise std
         if self.lr is not None and _check_float('lr', self.lr, 0.) == 0: raise ValueError(f"lr={self.lr!r}: expected a positive learning rate")
-        _check_int('denoise_start', self.denoise_start, 0)  # epoch
+        check_int('denoise_start', self.denoise_start, 0)  # epoch
 
     @property
     def models(self) -> tuple:

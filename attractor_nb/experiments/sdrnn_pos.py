@@ -15,10 +15,10 @@ import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.data.core import DataLoaders
 
-from ..core import ExpConfig, RunContext, register_experiment, set_seed
+from ..core import ExpConfig, RunContext, register_experiment, set_seed, check_int
 from ..train import EpochHistory, make_learner, fit_run
 from ..sdrnn import SDRNNTrainer, INITS
-from ..tasks import _check_choice, _check_int
+from ..tasks import _check_choice
 from ..pos import (BROWN_SENTS, N_TEST, brown_corpus, split_corpus, training_subset, derive_tagset, derive_vocab,
                               vocab_vectors, encode_sentences, SentenceBatches, masked_cross_entropy, token_counts,
                               TokenAccuracy, POSTagger, save_tagger, length_mask)
@@ -68,7 +68,7 @@ class SDRNNPOSConfig(ExpConfig):
         _check_choice('tagset', self.tagset, ('brown', 'universal'))
         _check_choice('unknown', self.unknown, ('learned', 'zero'))
         _check_choice('init', self.init, INITS)
-        _check_int('replications', self.replications, 1)
+        check_int('replications', self.replications, 1)
 
 def result_name(cfg:SDRNNPOSConfig) -> str:
     "Results file stem: 'sdrnn-pos-<model>-n<train_size>', with '-universal', '-s<seed>' and '-authorsinit' where they apply"

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from ..core import RunContext, register_experiment
-from ..tasks import symmetry, SYMMETRY_FILLERS, _check_int
+from ..core import RunContext, register_experiment, check_int
+from ..tasks import symmetry, SYMMETRY_FILLERS
 from .sdrnn_majority import SeqTaskConfig, seqtask_result_name, run_task_models, _check_pos
 
 # %% auto #0
@@ -41,8 +41,8 @@ class SDRNNSymmetryConfig(SeqTaskConfig):
         _check_pos(self, 'n_train', 'n_test', 'n_symbols')
         for k in ('n_train', 'n_test'):
             if getattr(self, k) % 2: raise ValueError(f"{k}={getattr(self, k)}: must be even, half positive and half negative")
-        _check_int('filler', self.filler, 0)  # filler symbols
-        _check_int('half', self.half, 2)  # letters per side
+        check_int('filler', self.filler, 0)  # filler symbols
+        check_int('half', self.half, 2)  # letters per side
 
     @property
     def learning_rate(self) -> float:
