@@ -6,7 +6,7 @@ Docs: https://attractor-nb.github.io/attractor_nb/sensitivity.html.md"""
 
 # %% ../../nbs/23_sensitivity.ipynb #37bf3d41
 from __future__ import annotations
-import dataclasses, math, numbers
+import dataclasses, math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -15,7 +15,7 @@ import torch
 from ..core import RunContext, register_experiment, set_seed, check_int
 from ..train import final_metrics
 from ..residual import DenseDynamics, PAPER_NUMBERS
-from ..residual_dynamics import TransientsConfig, layer_log_dets, log_det_sensitivity, record_residuals
+from ..residual_dynamics import TransientsConfig, layer_log_dets, log_det_sensitivity, record_residuals, _check_layer
 from .residual_ode import DATA_SETS, image_data, data_note, result_name, train_net
 
 # %% auto #0
@@ -127,9 +127,7 @@ def sensitivity_report(net:DenseDynamics, # a trained `ResidualNet`
                       ) -> dict:
     "Appendix A for one net: log10 det ratio per input, det and ||S(s)|| profiles, layer gains, the perturbation test, a summary"
     T = net.depth
-    for name, s in (('s1', s1), ('s2', s2)):
-        if isinstance(s, bool) or not isinstance(s, numbers.Integral) or not 1 <= s <= T:
-            raise ValueError(f"{name}={s!r}: expected a layer between 1 and T={T}")
+    for name, s in (('s1', s1), ('s2', s2)): _check_layer(s, T, name)
     if not s1 < s2: raise ValueError(f"s1={s1}, s2={s2}: Appendix A compares an early layer s1 with a later s2 > s1")
     sg, logdet = log_det_profile(net, x)
     per_layer = layer_log_dets(net, x)[1]/math.log(10)
