@@ -18,7 +18,7 @@ import torch
 __all__ = ['RESULTS_SCHEMA', 'EXPERIMENTS', 'EXPERIMENTS_PACKAGE', 'check_int', 'set_seed', 'DistInfo', 'dist_info',
            'is_main_process', 'available_devices', 'get_device', 'cpu_threads', 'ExpConfig', 'project_root',
            'results_dir', 'hardware_info', 'library_versions', 'git_revision', 'write_json', 'save_results',
-           'load_results', 'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment',
+           'file_lock', 'load_results', 'summarise', 'RunContext', 'RunPaused', 'Experiment', 'UnknownExperiment',
            'register_experiment', 'list_experiments', 'get_experiment', 'limit_heap_growth', 'flush_denormals',
            'process_alive', 'checkpoint_root', 'check_stop_after', 'pieces_seconds', 'run_seconds', 'run_experiment']
 
@@ -290,6 +290,21 @@ def save_results(name:str, # file stem, e.g. 'rman-cifar10-resnet20-h64-s0'
                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), **extra)
     return write_json(rec, results_dir(scale, out)/f'{name}.json')
 
+# %% ../nbs/00_core.ipynb #a09ae927
+@contextlib.contextmanager
+def file_lock(path:str|Path, # the file the holder is about to read and rewrite
+             ):
+    "Hold an exclusive lock for `path` (POSIX `flock` on a hidden `.<name>.lock` beside it) while the block updates the file"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    try: import fcntl
+    except ImportError: fcntl = None  # not POSIX (Windows): the block runs unlocked
+    if fcntl is None:
+        yield path; return
+    with open(path.with_name(f'.{path.name}.lock'), 'a') as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try: yield path
+        finally: fcntl.flock(fh, fcntl.LOCK_UN)
+
 # %% ../nbs/00_core.ipynb #73b9692b
 def load_results(pattern:str='*', # glob for the file stems, e.g. 'rman-cifar10-*'
                  out:str|Path|None=None, # folder (default: the paper-scale results folder)
@@ -435,14 +450,15 @@ def _running_elsewhere(s:dict) -> bool:
 def _begin_segment(ckpt:Path, resume:bool, rev:dict, dev) -> list[dict]:
     "Log the start of a working session of a run in `ckpt/segments.json`, after the earlier ones when resuming"
     f = ckpt/'segments.json'
-    segs = json.loads(f.read_text()) if resume and f.exists() else []
-    for s in segs:  # one that never came back to say how it ended was killed, unless it is still running beside this one
-        if s['ended'] is None and not _running_elsewhere(s): s['ended'] = 'killed'
     hw = hardware_info(dev)
-    segs.append(dict(started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-                     git=rev.get('revision'), cpu=hw['cpu'], device=hw['device'], seconds=None, ended=None,
-                     host=platform.node(), pid=os.getpid(), piece=os.urandom(6).hex()))
-    write_json(segs, f)
+    with file_lock(f):  # pieces that share the folder may start together
+        segs = json.loads(f.read_text()) if resume and f.exists() else []
+        for s in segs:  # one that never came back to say how it ended was killed, unless it is still running beside this one
+            if s['ended'] is None and not _running_elsewhere(s): s['ended'] = 'killed'
+        segs.append(dict(started=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+                         git=rev.get('revision'), cpu=hw['cpu'], device=hw['device'], seconds=None, ended=None,
+                         host=platform.node(), pid=os.getpid(), piece=os.urandom(6).hex()))
+        write_json(segs, f)
     return segs
 
 def _end_segment(ckpt:Path, segs:list[dict], seconds:float, ended:str):
@@ -450,11 +466,12 @@ def _end_segment(ckpt:Path, segs:list[dict], seconds:float, ended:str):
     mine = segs[-1]
     mine.update(seconds=round(seconds, 1), ended=ended)
     f = ckpt/'segments.json'
-    try: now = json.loads(f.read_text())  # processes that share the folder (parts of a grid) log their pieces there too
-    except (OSError, ValueError): now = []
     same = lambda s: s.get('piece') == mine['piece']
-    segs[:] = [mine if same(s) else s for s in now] + ([] if any(map(same, now)) else [mine])
-    write_json(segs, f)
+    with file_lock(f):
+        try: now = json.loads(f.read_text())  # processes that share the folder (parts of a grid) log their pieces there too
+        except (OSError, ValueError): now = []
+        segs[:] = [mine if same(s) else s for s in now] + ([] if any(map(same, now)) else [mine])
+        write_json(segs, f)
 
 def checkpoint_root(scale:str, # the run's scale
                     checkpoints:str|Path|None=None, # a root asked for, if any

@@ -10,7 +10,7 @@ import itertools, json, os, shutil, time
 
 import torch
 
-from ..core import RunContext, register_experiment, cpu_threads
+from ..core import RunContext, register_experiment, cpu_threads, file_lock
 from ..attractor_net import AttractorCapacityConfig, capacity_sweep, condition_key
 
 # %% auto #0
@@ -29,10 +29,10 @@ def _load_done(path) -> dict:
 def _save_done(path, done:dict):
     "Write the finished conditions, keeping those another process (run on other `n_units`, say) wrote meanwhile"
     if path is None: return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done.update({k: v for k, v in _load_done(path).items() if k not in done})
-    tmp = path.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(list(done.values())))
-    os.replace(tmp, path)  # atomic: a killed run leaves the previous file whole
+    with file_lock(path):  # another process may be saving its own conditions at the same moment
+        done.update({k: v for k, v in _load_done(path).items() if k not in done})
+        tmp = path.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(list(done.values())))
+        os.replace(tmp, path)  # atomic: a killed run leaves the previous file whole
 
 def run(cfg:AttractorCapacityConfig, ctx:RunContext) -> dict:
     "Train every condition of `cfg` (resuming finished ones and the epochs of a paused one); return % noise removed per condition with its SEM"
