@@ -392,7 +392,7 @@ def embed_transients(residuals:torch.Tensor, # (n, T, N) transients, or (n, D) f
         raise ValueError(f"{method} with {what} needs more than {need:g} samples, got {n}; pass more samples or a smaller {what.split('=')[0]}")
     if method == 'umap':
         import umap
-        return umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed).fit_transform(z), 'umap'
+        return umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed, n_jobs=1).fit_transform(z), 'umap'
     from sklearn.manifold import TSNE
     return TSNE(n_components=2, perplexity=perplexity, init='pca', random_state=seed).fit_transform(z), 'tsne'
 

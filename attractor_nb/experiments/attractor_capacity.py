@@ -6,11 +6,11 @@ Docs: https://attractor-nb.github.io/attractor_nb/capacity_experiment.html.md"""
 
 # %% ../../nbs/30a_capacity_experiment.ipynb #4169231a
 from __future__ import annotations
-import itertools, json, os, shutil, time
+import itertools, json, shutil, time
 
 import torch
 
-from ..core import RunContext, register_experiment, cpu_threads, file_lock
+from ..core import RunContext, register_experiment, cpu_threads, file_lock, write_json
 from ..attractor_net import AttractorCapacityConfig, capacity_sweep, condition_key
 
 # %% auto #0
@@ -31,8 +31,7 @@ def _save_done(path, done:dict):
     if path is None: return
     with file_lock(path):  # another process may be saving its own conditions at the same moment
         done.update({k: v for k, v in _load_done(path).items() if k not in done})
-        tmp = path.with_suffix(f'.{os.getpid()}.tmp'); tmp.write_text(json.dumps(list(done.values())))
-        os.replace(tmp, path)  # atomic: a killed run leaves the previous file whole
+        write_json(list(done.values()), path)  # atomic: a killed run leaves the previous file whole
 
 def run(cfg:AttractorCapacityConfig, ctx:RunContext) -> dict:
     "Train every condition of `cfg` (resuming finished ones and the epochs of a paused one); return % noise removed per condition with its SEM"
